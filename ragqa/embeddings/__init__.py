@@ -1,0 +1,35 @@
+"""Embedding backends, picked by a config string.
+
+``get_embedder("sentence-transformers/all-MiniLM-L6-v2")`` gives the bundled default;
+any other sentence-transformers name or local path works the same way.
+``get_embedder("hashing")`` (or ``"hashing:128"``) gives a tiny deterministic
+embedder for tests.
+"""
+
+from __future__ import annotations
+
+from ragqa.embeddings.base import Embedder
+from ragqa.embeddings.hashing import HashingEmbedder
+from ragqa.errors import ConfigError
+
+__all__ = ["Embedder", "HashingEmbedder", "get_embedder"]
+
+
+def get_embedder(spec: str, *, batch_size: int = 64, device: str = "") -> Embedder:
+    """Create the embedder a config string names.
+
+    Example:
+        >>> get_embedder("hashing:16").dimension
+        16
+    """
+    if spec == "hashing" or spec.startswith("hashing:") or spec.startswith("hashing-"):
+        size = spec.replace("hashing", "", 1).lstrip(":-")
+        try:
+            return HashingEmbedder(int(size) if size else 64)
+        except ValueError:
+            raise ConfigError(f"bad hashing embedder spec {spec!r}: use hashing:DIM") from None
+    if not spec.strip():
+        raise ConfigError("the embedding model name is empty")
+    from ragqa.embeddings.sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(spec, batch_size=batch_size, device=device)

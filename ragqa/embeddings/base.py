@@ -1,0 +1,76 @@
+"""The embedder interface: one abstract method, everything else built on it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["Embedder"]
+
+
+class Embedder(ABC):
+    """Turns text into unit-length float32 vectors.
+
+    Subclasses implement :meth:`embed_batch` only. ``name`` is what a knowledge base
+    records in its manifest, so it must identify the model (not the machine's path to
+    it) and ``dimension`` must be the vector length.
+    """
+
+    name: str
+    dimension: int
+    batch_size: int = 64
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed a batch of texts into a ``(len(texts), dimension)`` float32 array.
+
+        Rows must be L2-normalised: the FAISS index scores by inner product, and inner
+        product equals cosine similarity on unit vectors.
+        """
+
+    def embed(
+        self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed any number of texts in batches of ``batch_size``.
+
+        Args:
+            texts: the texts, in order.
+            progress: called with the number of texts done after each batch.
+
+        Example:
+            >>> from ragqa.embeddings import HashingEmbedder
+            >>> HashingEmbedder(dimension=8).embed(["a", "b", "c"]).shape
+            (3, 8)
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            parts.append(self.embed_batch(texts[start : start + self.batch_size]))
+            if progress is not None:
+                progress(min(start + self.batch_size, len(texts)))
+        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query into a ``(dimension,)`` vector."""
+        return self.embed_batch([text])[0]
+
+    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
+        """The share of tokens the model's tokenizer cannot represent, if it can tell.
+
+        A model whose vocabulary lacks a script maps its characters to ``[UNK]``, and
+        its vectors for such text carry almost no meaning. Retrieval uses this to lean
+        on lexical scores. ``None`` means the embedder has no notion of unknown tokens.
+        """
+        del texts
+        return None
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms

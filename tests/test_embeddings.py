@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragqa import ConfigError
+from ragqa.embeddings import HashingEmbedder, get_embedder
+from ragqa.embeddings.sentence_transformers import resolve_model_path
+
+
+def test_factory_picks_backend_from_config_string():
+    assert isinstance(get_embedder("hashing:16"), HashingEmbedder)
+    assert get_embedder("hashing:16").dimension == 16
+    assert get_embedder("hashing").dimension == 64
+    with pytest.raises(ConfigError, match="hashing:DIM"):
+        get_embedder("hashing:big")
+    with pytest.raises(ConfigError, match="empty"):
+        get_embedder("  ")
+
+
+def test_embed_batches_and_normalises():
+    calls = []
+
+    class Recording(HashingEmbedder):
+        def embed_batch(self, texts):
+            calls.append(len(texts))
+            return super().embed_batch(texts)
+
+    embedder = Recording(32)
+    embedder.batch_size = 4
+    done = []
+    vectors = embedder.embed([f"text {i}" for i in range(10)], progress=done.append)
+    assert calls == [4, 4, 2]
+    assert done == [4, 8, 10]
+    assert vectors.shape == (10, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert embedder.embed([]).shape == (0, 32)
+
+
+def test_hashing_embedder_is_deterministic_and_similarity_aware():
+    e = HashingEmbedder(64)
+    a, b, c = e.embed(["the oolong tea of Taiwan", "oolong tea from Taiwan", "Jupiter's storm"])
+    assert float(a @ b) > float(a @ c)
+    np.testing.assert_array_equal(e.embed_query("x"), HashingEmbedder(64).embed_query("x"))
+
+
+def test_default_model_name_resolves_to_the_bundled_copy():
+    path = resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    assert path.endswith("model")
+    assert resolve_model_path("BAAI/bge-m3") == "BAAI/bge-m3"
+
+
+def test_unknown_model_gives_a_clear_error(tmp_path):
+    embedder = get_embedder(str(tmp_path / "no-such-model"))
+    with pytest.raises(ConfigError, match="cannot load embedding model"):
+        embedder.embed(["x"])
