@@ -228,6 +228,50 @@ def remove(path: str, kb_dir: Path) -> None:
     click.echo(f"Removed {path}")
 
 
+DEMO_QUESTIONS = (
+    "Which planet is the hottest, and why?",
+    "茶經的作者是誰？",
+    "What happens to stored data if an ingest is interrupted?",
+)
+
+
+@cli.command()
+@click.option(
+    "--kb",
+    "kb_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to build the demo knowledge base (default: DATA_DIR/demo).",
+)
+def demo(kb_dir: Path | None) -> None:
+    """Ingest the bundled sample documents and answer a few questions about them."""
+    settings = _settings()
+    kb_dir = kb_dir or Path(settings.data_dir) / "demo"
+    docs = copy_samples(Path(settings.data_dir) / "demo-docs")
+    click.echo(f"Sample documents: {docs}")
+    with KnowledgeBase.open_or_create(kb_dir, settings=settings) as kb:
+        print_report(run_ingest(kb, [docs], pdf_password=None, quiet=False))
+        for question in DEMO_QUESTIONS:
+            click.secho(f"\n? {question}", bold=True)
+            for rank, hit in enumerate(kb.search(question, k=2), start=1):
+                click.echo(f"  [{rank}] {hit.file_name}, page {hit.page}")
+                click.echo(_indent(_shorten(hit.text, 200)))
+    click.echo(f'\nTry your own: ragqa search "..." --kb {kb_dir}')
+
+
+def copy_samples(target: Path) -> Path:
+    """Copy the sample documents shipped inside the package to ``target``."""
+    from importlib.resources import files
+
+    target.mkdir(parents=True, exist_ok=True)
+    for item in files("ragqa").joinpath("samples").iterdir():
+        if item.is_file() and item.name.endswith((".md", ".txt", ".pdf")):
+            destination = target / item.name
+            data = item.read_bytes()
+            if not destination.exists() or destination.read_bytes() != data:
+                destination.write_bytes(data)
+    return target
+
+
 def _shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

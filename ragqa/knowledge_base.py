@@ -20,14 +20,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragqa.config import Settings
 from ragqa.embeddings import Embedder, get_embedder
-from ragqa.errors import IndexMismatchError, KnowledgeBaseBusyError, LoaderError
+from ragqa.errors import IndexMismatchError, KnowledgeBaseBusyError, LoaderError, RagqaError
 from ragqa.stores import LocalStore, Manifest, NewDocument
 from ragqa.stores.local import text_hash
 from ragqa.types import Chunk, DocumentInfo, FileResult, Hit, IngestReport, Page
+
+if TYPE_CHECKING:
+    from ragqa.answering import Answer
+    from ragqa.conversation import Turn
 
 __all__ = ["IngestProgress", "KnowledgeBase"]
 
@@ -222,6 +226,82 @@ class KnowledgeBase:
         """
         self._store.refresh()  # see what another process committed meanwhile
         return self._retriever.search(query, k or self.settings.top_k, mode=mode)
+
+    # ---------------------------------------------------------------- answering
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Turn] | None = None,
+        *,
+        settings: Settings | None = None,
+        chat_model: Any = None,
+    ) -> Answer:
+        """Answer a question from the documents, citing its sources.
+
+        Args:
+            question: the question, in Chinese or English.
+            history: earlier turns of the conversation, oldest first; a follow-up
+                question is rewritten into a standalone one before retrieval.
+            settings: overrides for this question (top_k, retrieval_mode, llm, ...).
+            chat_model: a LangChain chat model or ragqa backend to use instead of the
+                configured one.
+
+        Example:
+            >>> answer = kb.ask("Which planet is the hottest?")       # doctest: +SKIP
+            >>> answer.text                                          # doctest: +SKIP
+            'Venus ... is the hottest planet [1].'
+            >>> [(c.number, Path(c.source).name, c.page) for c in answer.citations]  # doctest: +SKIP
+            [(1, 'solar-system.md', 1)]
+        """
+        final = None
+        for item in self.ask_stream(question, history, settings=settings, chat_model=chat_model):
+            if not isinstance(item, str):
+                final = item
+        if final is None:  # pragma: no cover - stream_answer always ends with one
+            raise RagqaError("the answerer produced no answer")
+        return final
+
+    def ask_stream(
+        self,
+        question: str,
+        history: Sequence[Turn] | None = None,
+        *,
+        settings: Settings | None = None,
+        chat_model: Any = None,
+    ) -> Iterator[str | Answer]:
+        """Like :meth:`ask`, but yield the answer's text as it is produced, then the
+        final :class:`Answer`.
+
+        Raises:
+            LLMError: the language model failed; retrieval results are still
+                available from :meth:`search`.
+        """
+        from ragqa.answering import stream_answer
+        from ragqa.conversation import rewrite_question
+
+        settings = settings or self.settings
+        history = tuple(history or ())
+        if chat_model is None and settings.llm != "extractive":
+            from ragqa.llm import get_chat_model
+
+            chat_model = get_chat_model(settings)  # one backend for rewrite and answer
+        started = time.perf_counter()
+        query = (
+            rewrite_question(question, history, settings=settings, chat_model=chat_model)
+            if history
+            else question
+        )
+        self._store.refresh()
+        hits = self._retriever.search(query, settings.top_k, mode=settings.retrieval_mode)
+        yield from stream_answer(
+            question,
+            hits,
+            settings=settings,
+            chat_model=chat_model,
+            history=history,
+            retrieve_seconds=time.perf_counter() - started,
+        )
 
     # ------------------------------------------------------------------ writing
 

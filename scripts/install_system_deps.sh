@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the end-to-end tests use: a CJK font for making Chinese PDF fixtures.
+# Debian packages the end-to-end tests use: a CJK font for making Chinese PDF
+# fixtures, and Chromium for the browser tests (Playwright drives it).
 set -euo pipefail
-packages=(fonts-wqy-zenhei)
+packages=(fonts-wqy-zenhei chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -48,7 +48,7 @@ def test_ingest_search_info_remove(run, write_text, tmp_path):
     result = run("info", "--kb", kb, "--json")
     info = json.loads(result.output)
     assert info["manifest"]["documents"] == 2
-    assert info["manifest"]["embedding_model"] == "hashing-64"
+    assert info["manifest"]["embedding_model"] == "hashing:64"
     assert sorted(d["source"].rsplit("/", 1)[-1] for d in info["documents"]) == [
         "planets.md",
         "tea.md",

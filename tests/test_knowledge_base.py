@@ -32,7 +32,7 @@ def test_add_search_and_documents(make_kb, write_text):
     tea, planets = write_text("tea.md", TEA), write_text("planets.txt", PLANETS)
     report = kb.add([tea, planets])
     assert (report.added, report.unchanged, report.failed) == (2, 0, 0)
-    assert report.chunks == len(kb) > 2
+    assert report.chunks == len(kb) >= 2
     docs = {Path(d.source).name: d for d in kb.documents()}
     assert set(docs) == {"tea.md", "planets.txt"}
     assert docs["tea.md"].pages == 1 and docs["tea.md"].chunks >= 1
@@ -94,19 +94,19 @@ def test_reopen_from_disk_keeps_everything(tmp_path, settings, write_text):
         count = len(kb)
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["format_version"] == 1
-    assert manifest["embedding_model"] == "hashing-64"
+    assert manifest["embedding_model"] == "hashing:64"
     assert manifest["dimension"] == 64
     assert (manifest["documents"], manifest["chunks"]) == (2, count)
 
     with KnowledgeBase.open(directory, settings=settings) as kb:
         assert len(kb) == count
         assert [(h.chunk_id, h.text) for h in kb.search("茶經 陸羽", k=3)] == before
-        assert kb.embedder.name == "hashing-64"
+        assert kb.embedder.name == "hashing:64"
 
 
 def test_open_refuses_another_embedding_model(tmp_path, settings):
     KnowledgeBase.create(tmp_path / "kb", settings=settings, embedder=HashingEmbedder(64)).close()
-    with pytest.raises(IndexMismatchError, match="hashing-64.*not 'hashing-32'.*NEW_DIR"):
+    with pytest.raises(IndexMismatchError, match="hashing:64.*not 'hashing:32'.*NEW_DIR"):
         KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(32))
     with pytest.raises(IndexMismatchError, match="built with embedding model"):
         KnowledgeBase.open(tmp_path / "kb", embedding_model="some/other-model")

@@ -22,8 +22,8 @@ def get_embedder(spec: str, *, batch_size: int = 64, device: str = "") -> Embedd
         >>> get_embedder("hashing:16").dimension
         16
     """
-    if spec == "hashing" or spec.startswith("hashing:") or spec.startswith("hashing-"):
-        size = spec.replace("hashing", "", 1).lstrip(":-")
+    if spec == "hashing" or spec.startswith("hashing:"):
+        size = spec.removeprefix("hashing").removeprefix(":")
         try:
             return HashingEmbedder(int(size) if size else 64)
         except ValueError:

@@ -30,7 +30,7 @@ class HashingEmbedder(Embedder):
     def __init__(self, dimension: int = 64, *, ngram: int = 3) -> None:
         self.dimension = dimension
         self.ngram = ngram
-        self.name = f"hashing-{dimension}"
+        self.name = f"hashing:{dimension}"  # the spec get_embedder() takes
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

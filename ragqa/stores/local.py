@@ -173,6 +173,7 @@ class LocalStore:
                     ("dimension", str(dimension)),
                     ("generation", "0"),
                     ("created_at", repr(now)),
+                    ("tokenizer_version", str(_tokenizer_version())),
                 ],
             )
         manifest = Manifest(FORMAT_VERSION, embedding_model, dimension, 0, 0, 0, now, now)
@@ -268,11 +269,14 @@ class LocalStore:
             if self._manifest.generation == generation:
                 index = self._try_read_faiss(count)
                 lexical = self._try_read_lexical(count)
+            stale_terms = self._stored_tokenizer_version() != _tokenizer_version()
+            if stale_terms:
+                lexical = None
             rebuilt = index is None or lexical is None
             if index is None:
                 index = self._rebuild_faiss()
             if lexical is None:
-                lexical = self._rebuild_lexical()
+                lexical = self._rebuild_lexical(retokenize=stale_terms)
             self._index, self._lexical = index, lexical
             self._loaded_generation = generation
             if rebuilt and self._manifest.generation != generation:
@@ -337,19 +341,49 @@ class LocalStore:
             yield ids, vectors.reshape(len(rows), self.dimension)
             last = int(ids[-1])
 
-    def _rebuild_lexical(self) -> Any:
-        from ragqa.lexical import BM25Index
+    def _stored_tokenizer_version(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _rebuild_lexical(self, *, retokenize: bool = False) -> Any:
+        """Build BM25 from the catalog's stored terms, or from the text itself when
+        the terms were made by another version of the tokenizer."""
+        from ragqa.lexical import BM25Index, tokenize
 
         lexical = BM25Index()
+        column = "text" if retokenize else "tokens"
         last = -1
         while True:
             rows = self._conn.execute(
-                "SELECT id, tokens FROM chunks WHERE id > ? ORDER BY id LIMIT 20000", (last,)
+                f"SELECT id, {column} FROM chunks WHERE id > ? ORDER BY id LIMIT 20000", (last,)
             ).fetchall()
             if not rows:
                 return lexical
-            lexical.add([r[0] for r in rows], [r[1].split() for r in rows])
+            terms = [tokenize(r[1]) if retokenize else r[1].split() for r in rows]
+            lexical.add([r[0] for r in rows], terms)
             last = rows[-1][0]
+
+    def _upgrade_stored_terms(self) -> None:
+        """Re-tokenize every chunk when the tokenizer has changed since it was stored.
+
+        Only a writer does this (it holds the lock); a reader rebuilds its BM25 index
+        from the text in memory instead.
+        """
+        from ragqa.lexical import tokenize
+
+        if self._stored_tokenizer_version() == _tokenizer_version():
+            return
+        log.info("%s: re-tokenizing chunks for the new lexical tokenizer", self.directory)
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT id, text FROM chunks").fetchall()
+            conn.executemany(
+                "UPDATE chunks SET tokens = ? WHERE id = ?",
+                [(" ".join(tokenize(text)), cid) for cid, text in rows],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('tokenizer_version', ?)",
+                (str(_tokenizer_version()),),
+            )
 
     def refresh(self) -> bool:
         """Pick up changes another process committed. Returns True if anything changed.
@@ -376,6 +410,7 @@ class LocalStore:
         committed since this store was opened.
         """
         with self._lock:
+            self._upgrade_stored_terms()
             if self._generation() != self._loaded_generation:
                 manifest = _read_manifest(self.directory)
                 if manifest is not None:
@@ -604,6 +639,12 @@ class LocalStore:
                 if len(ids):
                     self._index.add_with_ids(vectors, ids)
                     self._lexical.add(ids.tolist(), tokens)
+
+
+def _tokenizer_version() -> int:
+    from ragqa.lexical import TOKENIZER_VERSION
+
+    return TOKENIZER_VERSION
 
 
 def _connect(path: Path) -> sqlite3.Connection:
