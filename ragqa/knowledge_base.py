@@ -12,11 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,21 +351,56 @@ class KnowledgeBase:
         Returns:
             An :class:`IngestReport` with one :class:`FileResult` per file.
         """
-        started = time.perf_counter()
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
-        files, results = _collect_files(paths)
-        total = len(files)
-        notify = progress or (lambda _event: None)
-        warnings: list[str] = []
+        files, problems = _collect_files(paths)
+        jobs = [
+            (source, functools.partial(self._prepare_file, path, source, pdf_password))
+            for path in files
+            if (source := _source_key(path))
+        ]
+        return self._ingest(jobs, problems, progress, lock_timeout)
 
+    def add_texts(
+        self,
+        texts: Mapping[str, str] | Iterable[tuple[str, str]],
+        *,
+        progress: ProgressCallback | None = None,
+        lock_timeout: float = 60.0,
+    ) -> IngestReport:
+        """Ingest texts that are not files, each under a source name of your choice.
+
+        The same rules apply as for files: an unchanged text is skipped, a changed
+        one replaces the old version under its source name.
+
+        Example:
+            >>> kb.add_texts({"faq/warranty": "The warranty lasts two years."})  # doctest: +SKIP
+            IngestReport(files=(FileResult(source='faq/warranty', status='added', ...
+        """
+        items = texts.items() if isinstance(texts, Mapping) else texts
+        jobs = [
+            (source, functools.partial(self._prepare_text, source, text)) for source, text in items
+        ]
+        return self._ingest(jobs, [], progress, lock_timeout)
+
+    def _ingest(
+        self,
+        jobs: Sequence[tuple[str, Callable[[], _Pending | FileResult]]],
+        problems: list[FileResult],
+        progress: ProgressCallback | None,
+        lock_timeout: float,
+    ) -> IngestReport:
+        """Prepare each job, embed them in bounded groups and commit group by group."""
+        started = time.perf_counter()
+        results = list(problems)
+        total = len(jobs) + len(results)
+        notify = progress or (lambda _event: None)
         with self._writing(lock_timeout):
             group: list[_Pending] = []
             group_chunks = 0
-            for path in files:
-                source = _source_key(path)
+            for source, prepare in jobs:
                 notify(IngestProgress(source, "reading", len(results), total))
-                outcome = self._prepare(path, source, pdf_password)
+                outcome = prepare()
                 if isinstance(outcome, FileResult):
                     results.append(outcome)
                     notify(IngestProgress(source, "done", len(results), total, 1.0, outcome))
@@ -375,10 +411,24 @@ class KnowledgeBase:
                     results.extend(self._store_group(group, notify, len(results), total))
                     group, group_chunks = [], 0
             results.extend(self._store_group(group, notify, len(results), total))
-        warnings.extend(self._coverage_warning(results))
+        warnings = self._coverage_warning(results)
         return IngestReport(tuple(results), time.perf_counter() - started, tuple(warnings))
 
-    def _prepare(self, path: Path, source: str, pdf_password: str | None) -> _Pending | FileResult:
+    def _prepare_text(self, source: str, text: str) -> _Pending | FileResult:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        stored = self._store.document(source)
+        if stored is not None and stored.content_hash == digest:
+            return FileResult(source, "unchanged", stored.chunks, stored.pages)
+        from ragqa.normalize import normalize_text
+
+        chunks = self._split([Page(source, 1, normalize_text(text), digest)])
+        if not chunks:
+            return FileResult(source, "failed", error=f"{source}: no text", reason="empty")
+        return _Pending(source, digest, "added" if stored is None else "replaced", 1, chunks)
+
+    def _prepare_file(
+        self, path: Path, source: str, pdf_password: str | None
+    ) -> _Pending | FileResult:
         """Read and split one file, or say why it is unchanged or failed."""
         try:
             digest = _file_hash(path)
@@ -395,6 +445,11 @@ class KnowledgeBase:
             return FileResult(source, "failed", error=str(exc), reason=exc.reason)
         except OSError as exc:
             return FileResult(source, "failed", error=f"{source}: {exc.strerror}", reason="io")
+        except Exception as exc:  # a bug, not bad input: keep the batch going, but log it
+            log.exception("unexpected error while reading %s", source)
+            return FileResult(
+                source, "failed", error=f"{source}: internal error: {exc!r}", reason="internal"
+            )
         status = "added" if stored is None else "replaced"
         return _Pending(source, digest, status, len(pages), chunks)
 

@@ -300,3 +300,37 @@ def test_a_second_opener_sees_committed_changes(tmp_path, settings, write_text):
     assert reader.search("oolong", k=1)[0].file_name == "tea.md"
     writer.close()
     reader.close()
+
+
+def test_add_texts_under_chosen_source_names(make_kb):
+    kb = make_kb()
+    report = kb.add_texts({"faq/warranty": "The warranty lasts two years.", "faq/empty": "  "})
+    by_source = {f.source: f for f in report.files}
+    assert by_source["faq/warranty"].status == "added"
+    assert by_source["faq/empty"].status == "failed"
+    assert kb.search("warranty", k=1)[0].source == "faq/warranty"
+    again = kb.add_texts([("faq/warranty", "The warranty lasts two years.")])
+    assert again.unchanged == 1
+    changed = kb.add_texts([("faq/warranty", "The warranty lasts three years.")])
+    assert changed.replaced == 1 and "three" in kb.search("warranty", k=1)[0].text
+    assert kb.remove("faq/warranty") is True
+
+
+def test_unexpected_loader_bug_fails_one_file_only(make_kb, write_text, monkeypatch):
+    import ragqa.loaders
+
+    real = ragqa.loaders.load_document
+
+    def flaky(path, **kwargs):
+        if path.name == "bad.md":
+            raise ZeroDivisionError("bug")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(ragqa.loaders, "load_document", flaky)
+    kb = make_kb()
+    report = kb.add([write_text("bad.md", TEA), write_text("good.md", PLANETS)])
+    assert [(Path(f.source).name, f.status) for f in report.files] == [
+        ("bad.md", "failed"),
+        ("good.md", "added"),
+    ]
+    assert report.files[0].reason == "internal"
