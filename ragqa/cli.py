@@ -228,6 +228,56 @@ def remove(path: str, kb_dir: Path) -> None:
     click.echo(f"Removed {path}")
 
 
+@cli.command(name="eval")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--kb",
+    "kb_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Knowledge base to build or reuse (default: a cache under DATA_DIR/eval).",
+)
+@click.option("--mode", type=click.Choice(RETRIEVAL_MODES), help="Retrieval mode.")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Chunks per question.")
+@click.option("--answers", is_flag=True, help="Also answer and score against gold answers.")
+@click.option(
+    "--subset",
+    type=click.Choice(("all", "tune", "holdout")),
+    default="all",
+    show_default=True,
+    help="Score all questions, or one fixed half of them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(
+    dataset: Path,
+    kb_dir: Path | None,
+    mode: str | None,
+    k: int,
+    answers: bool,
+    subset: str,
+    as_json: bool,
+) -> None:
+    """Measure retrieval (and answers) on a SQuAD-format DATASET.json."""
+    from ragqa.eval_runner import run_eval
+
+    settings = _settings()
+    metrics = run_eval(
+        dataset,
+        settings=settings,
+        kb_dir=kb_dir,
+        mode=mode,
+        k=k,
+        answers=answers,
+        subset=subset,
+    )
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    click.echo(f"{dataset.name}: mode {mode or settings.retrieval_mode}, {subset} questions")
+    for key, value in metrics.items():
+        shown = f"{value}" if key == "questions" else f"{value:.4f}"
+        click.echo(f"  {key:<16}{shown}")
+
+
 DEMO_QUESTIONS = (
     "Which planet is the hottest, and why?",
     "茶經的作者是誰？",

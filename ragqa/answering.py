@@ -1,0 +1,425 @@
+"""Answer a question from retrieved passages, with citations mapped back to them.
+
+:func:`stream_answer` yields the answer's text as it is produced and then one
+:class:`Answer`; :func:`answer_question` returns just the :class:`Answer`. Retrieval
+happens before: both take the hits. With ``Settings.llm == "extractive"`` (the
+default) the answer is quoted from the passages by
+:class:`ragqa.llm.extractive.ExtractiveAnswerer`; otherwise a chat model writes it
+from a prompt built by :func:`ragqa.prompting.build_prompt`.
+
+Citation markers in the model's text are normalised: ``[1, 2]``, ``[1-2]``,
+``【1】`` and ``[Source 1]`` all become ``[1]``-style markers (``[1][2]``). A marker
+that points at a passage the model was never given (``[7]`` with three passages)
+is **removed** from the text, together with the space before it, and its number
+is recorded in :attr:`Answer.flagged`: a reader never sees a citation that leads
+nowhere, and a caller can still tell that the model invented one. Numbers of four
+or more digits (``[2020]``) are not taken for citations.
+
+The streamed text is cleaned the same way as it arrives (a possible marker is held
+back until it is complete), so the pieces joined equal ``Answer.text``.
+
+Example:
+    >>> from ragqa.config import Settings
+    >>> from ragqa.types import Hit
+    >>> hits = [Hit("BERT has 340 million parameters.", 1.0, "bert.pdf", 3, 0, 32)]
+    >>> answer = answer_question("How many parameters does BERT have?", hits,
+    ...                          settings=Settings(llm="fake", llm_model="340 million [1][4]."))
+    >>> answer.text, answer.flagged, [(c.number, c.source, c.page) for c in answer.citations]
+    ('340 million [1].', (4,), [(1, 'bert.pdf', 3)])
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragqa.config import Settings
+from ragqa.conversation import Turn, bound_history, rewrite_question_heuristic
+from ragqa.errors import ConfigError, LLMError
+from ragqa.lang import detect_language
+from ragqa.prompting import build_prompt, no_answer_text
+from ragqa.types import Hit
+
+__all__ = [
+    "Answer",
+    "Citation",
+    "Timings",
+    "answer_question",
+    "resolve_citations",
+    "stream_answer",
+    "strip_citations",
+]
+
+# One marker: an opening bracket, an optional label ("Source", "來源"), numbers
+# separated by commas or joined as ranges, a closing bracket. The optional
+# whitespace before it is part of the match so that a removed marker takes it along.
+_LABEL = r"(?:\^|(?:sources?|refs?|passages?|來源|来源|資料|资料|出處|出处)\s*)?"
+_ITEM = r"\d{1,3}(?:\s*[-–—~～至到]\s*\d{1,3})?"
+_MARKER = re.compile(
+    rf"(?P<space>[ \t\u3000]*)[\[［【〔]\s*{_LABEL}(?P<body>{_ITEM}(?:\s*[,，、;；]\s*{_LABEL}{_ITEM})*)"
+    r"\s*[\]］】〕]",
+    re.IGNORECASE,
+)
+# The unfinished start of a marker, at the end of streamed text.
+_PARTIAL_MARKER = re.compile(
+    r"[\[［【〔]\s*(?:\^|[a-z來来源資资料出處处]{0,8}\s*)?[\d\s,，、;；\-–—~～至到]*$",
+    re.IGNORECASE,
+)
+_RANGE = re.compile(r"(\d{1,3})\s*[-–—~～至到]\s*(\d{1,3})")
+_MAX_RANGE = 50
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage the answer cites: ``[number]`` in the text is this passage.
+
+    The fields copy the cited :class:`~ragqa.types.Hit`, so a UI can show the file,
+    the page, and highlight ``text`` at ``start:end`` in the page.
+    """
+
+    number: int
+    source: str
+    page: int
+    start: int
+    end: int
+    chunk_id: int
+    text: str
+
+    @property
+    def file_name(self) -> str:
+        """The source's file name without its folder, for display."""
+        return Path(self.source).name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "source": self.source,
+            "file_name": self.file_name,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "chunk_id": self.chunk_id,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent: finding passages, producing the answer, and in all."""
+
+    retrieve: float = 0.0
+    generate: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer and everything needed to check it.
+
+    Attributes:
+        text: the answer, with citation markers ``[n]`` that all point into
+            ``passages``.
+        citations: the passages cited, in order of first citation.
+        passages: the hits the answer was made from, numbered from 1: ``[n]`` is
+            ``passages[n - 1]``.
+        timings: where the time went.
+        language: ``"en"`` or ``"zh"``, the question's language.
+        backend: ``extractive``, ``openai``, ``ollama``, ``llamacpp``, ``fake``, or
+            ``langchain`` for a chat model passed in directly.
+        flagged: numbers of markers removed because no such passage was given.
+        dropped: retrieved hits left out of the prompt to fit the context window.
+        question: the question as asked.
+    """
+
+    text: str
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Hit, ...] = ()
+    timings: Timings = field(default_factory=Timings)
+    language: str = "en"
+    backend: str = ""
+    flagged: tuple[int, ...] = ()
+    dropped: tuple[Hit, ...] = ()
+    question: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``--json``) with keys ``answer``, ``citations`` and
+        ``passages`` among others."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "language": self.language,
+            "backend": self.backend,
+            "citations": [citation.to_dict() for citation in self.citations],
+            "flagged": list(self.flagged),
+            "passages": [
+                _hit_dict(number, hit) for number, hit in enumerate(self.passages, start=1)
+            ],
+            "dropped": [_hit_dict(None, hit) for hit in self.dropped],
+            "timings": {
+                "retrieve": self.timings.retrieve,
+                "generate": self.timings.generate,
+                "total": self.timings.total,
+            },
+        }
+
+
+def resolve_citations(
+    text: str, passage_count: int
+) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """Normalise citation markers and drop those that point at no passage.
+
+    Args:
+        text: an answer with markers such as ``[1]``, ``[1, 2]``, ``[1-3]``, ``【1】``.
+        passage_count: how many passages the answer could cite (1..count).
+
+    Returns:
+        ``(text, cited, flagged)``: the cleaned text, the valid numbers in order of
+        first appearance, and the out-of-range numbers that were removed.
+
+    Example:
+        >>> resolve_citations("Yes [1, 2]; no 【3】 [9].", 3)
+        ('Yes [1][2]; no [3].', (1, 2, 3), (9,))
+        >>> resolve_citations("See [2-4] and [2020].", 3)
+        ('See [2][3] and [2020].', (2, 3), (4,))
+    """
+    cited: list[int] = []
+    flagged: list[int] = []
+
+    def replace(match: re.Match[str]) -> str:
+        numbers = _marker_numbers(match.group("body"))
+        valid = [n for n in numbers if 1 <= n <= passage_count]
+        for n in numbers:
+            bucket = cited if n in valid else flagged
+            if n not in bucket:
+                bucket.append(n)
+        if not valid:
+            return ""
+        return match.group("space") + "".join(f"[{n}]" for n in valid)
+
+    return _MARKER.sub(replace, text), tuple(cited), tuple(flagged)
+
+
+def strip_citations(text: str) -> str:
+    """``text`` without any citation markers, for scoring an answer against gold text.
+
+    Example:
+        >>> strip_citations("Paris [1][2] is big 【3】.")
+        'Paris is big.'
+    """
+    return _MARKER.sub("", text).strip()
+
+
+def answer_question(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    settings: Settings,
+    chat_model: Any = None,
+    history: Sequence[Turn] = (),
+    retrieve_seconds: float = 0.0,
+) -> Answer:
+    """Answer ``question`` from ``hits`` (best first); see :func:`stream_answer`.
+
+    Example:
+        >>> answer_question("Who?", [], settings=Settings()).text
+        'The documents do not contain an answer to this question.'
+    """
+    answer: Answer | None = None
+    for item in stream_answer(
+        question,
+        hits,
+        settings=settings,
+        chat_model=chat_model,
+        history=history,
+        retrieve_seconds=retrieve_seconds,
+    ):
+        if isinstance(item, Answer):
+            answer = item
+    assert answer is not None  # stream_answer always ends with one
+    return answer
+
+
+def stream_answer(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    settings: Settings,
+    chat_model: Any = None,
+    history: Sequence[Turn] = (),
+    retrieve_seconds: float = 0.0,
+) -> Iterator[str | Answer]:
+    """Yield the answer's text in pieces as it is produced, then the :class:`Answer`.
+
+    The backend is ``chat_model`` when given (a :class:`ragqa.llm.ChatBackend` or a
+    LangChain chat model), else the extractive answerer when ``settings.llm`` is
+    ``extractive``, else :func:`ragqa.llm.get_chat_model` of ``settings``. With no
+    hits a chat model is not asked: the answer says the documents have none.
+
+    Args:
+        question: the question as the user asked it.
+        hits: retrieved passages, best first.
+        settings: the backend, the context window and the answer's token budget.
+        chat_model: a backend to use instead of the configured one.
+        history: earlier turns, oldest first; the last ``settings.history_turns``
+            are used (as earlier messages for a chat model; to complete a
+            follow-up question for the extractive answerer).
+        retrieve_seconds: time already spent on retrieval, for :class:`Timings`.
+
+    Yields:
+        ``str`` pieces whose concatenation is ``Answer.text``, then the ``Answer``.
+
+    Raises:
+        ConfigError: the question is empty, or the backend is misconfigured.
+        LLMError: the chat model failed, before or during the answer.
+    """
+    if not question.strip():
+        raise ConfigError("the question is empty")
+    started = time.perf_counter()
+    language = detect_language(question)
+    history = bound_history(history, settings.history_turns)
+    hits = tuple(hits)
+    dropped: tuple[Hit, ...] = ()
+
+    if chat_model is None and settings.llm == "extractive":
+        from ragqa.llm.extractive import ExtractiveAnswerer
+
+        backend_name = "extractive"
+        passages = hits
+        query = rewrite_question_heuristic(question, history) if history else question
+        pieces = ExtractiveAnswerer().stream(query, passages, language_of=question)
+    else:
+        from ragqa.llm import as_chat_backend, get_chat_model
+
+        backend = (
+            as_chat_backend(chat_model) if chat_model is not None else get_chat_model(settings)
+        )
+        backend_name = backend.name
+        if not hits:
+            passages = ()
+            pieces = iter([no_answer_text(question)])
+        else:
+            prompt = build_prompt(
+                question,
+                hits,
+                context_window=settings.llm_context_window,
+                max_answer_tokens=settings.llm_max_tokens,
+                count_tokens=backend.count_tokens,
+                history=history,
+            )
+            passages, dropped = prompt.passages, prompt.dropped
+            pieces = backend.stream(prompt.messages)
+
+    generate_started = time.perf_counter()
+    cleaner = _CitationStream(len(passages))
+    for piece in pieces:
+        out = cleaner.feed(piece)
+        if out:
+            yield out
+    tail = cleaner.finish()
+    if tail:
+        yield tail
+    if not cleaner.text:
+        raise LLMError(f"the {backend_name} backend returned an empty answer")
+    finished = time.perf_counter()
+
+    yield Answer(
+        text=cleaner.text,
+        citations=tuple(_citation(number, passages[number - 1]) for number in cleaner.cited),
+        passages=passages,
+        timings=Timings(
+            retrieve=retrieve_seconds,
+            generate=finished - generate_started,
+            total=retrieve_seconds + finished - started,
+        ),
+        language=language,
+        backend=backend_name,
+        flagged=cleaner.flagged,
+        dropped=dropped,
+        question=question,
+    )
+
+
+class _CitationStream:
+    """Cleans citation markers in streamed text without ever taking back a piece.
+
+    Trailing whitespace and an unfinished marker at the end are held back until
+    more text shows what they are; everything before is cleaned and released.
+    Cleaning a prefix gives a prefix of the cleaned whole, because a marker can
+    never straddle the released part and the held-back part.
+    """
+
+    def __init__(self, passage_count: int) -> None:
+        self._count = passage_count
+        self._raw = ""
+        self._emitted = ""
+        self.text = ""
+        self.cited: tuple[int, ...] = ()
+        self.flagged: tuple[int, ...] = ()
+
+    def feed(self, piece: str) -> str:
+        self._raw += piece
+        ready = self._raw
+        partial = _PARTIAL_MARKER.search(ready)
+        if partial and len(ready) - partial.start() <= 40:
+            ready = ready[: partial.start()]
+        ready = ready.rstrip()
+        cleaned = resolve_citations(ready, self._count)[0].lstrip()
+        return self._release(cleaned)
+
+    def finish(self) -> str:
+        self.text, self.cited, self.flagged = resolve_citations(self._raw, self._count)
+        self.text = self.text.strip()
+        return self._release(self.text)
+
+    def _release(self, cleaned: str) -> str:
+        if not cleaned.startswith(self._emitted):
+            # Cannot happen for well-formed input; never emit text out of order.
+            return ""
+        delta = cleaned[len(self._emitted) :]
+        self._emitted = cleaned
+        return delta
+
+
+def _marker_numbers(body: str) -> list[int]:
+    numbers: list[int] = []
+    for item in re.split(r"[,，、;；]", body):
+        digits = re.sub(r"[^\d\-–—~～至到]", "", item)
+        span = _RANGE.fullmatch(digits)
+        if span:
+            low, high = sorted((int(span.group(1)), int(span.group(2))))
+            expanded = range(low, high + 1) if high - low <= _MAX_RANGE else (low, high)
+            numbers.extend(expanded)
+        elif digits.isdigit():
+            numbers.append(int(digits))
+    return list(dict.fromkeys(numbers))
+
+
+def _citation(number: int, hit: Hit) -> Citation:
+    return Citation(
+        number=number,
+        source=hit.source,
+        page=hit.page,
+        start=hit.start,
+        end=hit.end,
+        chunk_id=hit.chunk_id,
+        text=hit.text,
+    )
+
+
+def _hit_dict(number: int | None, hit: Hit) -> dict[str, Any]:
+    out: dict[str, Any] = {} if number is None else {"number": number}
+    out.update(
+        source=hit.source,
+        file_name=hit.file_name,
+        page=hit.page,
+        start=hit.start,
+        end=hit.end,
+        chunk_id=hit.chunk_id,
+        score=hit.score,
+        text=hit.text,
+    )
+    return out

@@ -1,0 +1,348 @@
+"""Follow-up questions: keep a bounded history and rewrite a follow-up to stand alone.
+
+A follow-up such as "and how many parameters does it have?" or "它有多少參數？" finds
+nothing by itself: "it" is not in any document. Before retrieval it is rewritten
+into a standalone query from the chat history, by the chat model when one is
+configured, otherwise by a heuristic that adds the salient terms of the previous
+questions to a question that looks like a follow-up.
+
+Example:
+    >>> history = [Turn("user", "What is BERT?"), Turn("assistant", "A language model [1].")]
+    >>> rewrite_question_heuristic("And how many parameters does it have?", history)
+    'And how many parameters does it have? (BERT)'
+    >>> rewrite_question_heuristic("Who wrote Hamlet?", history)
+    'Who wrote Hamlet?'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ragqa.errors import ConfigError, LLMError
+from ragqa.lang import detect_language, is_cjk
+from ragqa.prompting import build_rewrite_messages
+
+if TYPE_CHECKING:
+    from ragqa.config import Settings
+    from ragqa.llm.base import ChatBackend
+
+__all__ = [
+    "Turn",
+    "bound_history",
+    "is_follow_up",
+    "rewrite_question",
+    "rewrite_question_heuristic",
+]
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("user", "assistant")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation: ``role`` is ``"user"`` or ``"assistant"``."""
+
+    role: str
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"a turn's role must be 'user' or 'assistant', not {self.role!r}")
+
+
+def bound_history(history: Sequence[Turn], max_turns: int) -> tuple[Turn, ...]:
+    """The last ``max_turns`` turns (messages), oldest first; none when ``max_turns <= 0``.
+
+    Example:
+        >>> turns = [Turn("user", str(i)) for i in range(5)]
+        >>> [t.content for t in bound_history(turns, 2)]
+        ['3', '4']
+    """
+    if max_turns <= 0:
+        return ()
+    return tuple(history[-max_turns:])
+
+
+# Words that point back into the conversation, or a question that starts mid-thought.
+_EN_REFERRING = frozenset(
+    [
+        "it",
+        "its",
+        "it's",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "that",
+        "this",
+        "those",
+        "these",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "one",
+        "ones",
+        "there",
+        "then",
+        "such",
+        "same",
+        "former",
+        "latter",
+    ]
+)
+_EN_CONTINUATION = re.compile(r"^\s*(?:and|also|but|so|or|what about|how about|then)\b", re.I)
+_ZH_REFERRING = re.compile(r"[它他她牠其這这那此該该彼]|上述|前者|後者|后者|同樣|同样")
+_ZH_CONTINUATION = re.compile(
+    r"^\s*(?:那麼|那么|還有|还有|而且|另外|至於|至于|那|而)|呢\s*[？?]?\s*$"
+)
+
+# Question words and function words: never salient.
+_EN_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "so",
+        "that",
+        "the",
+        "their",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "about",
+        "also",
+        "many",
+        "much",
+        "more",
+        "most",
+        "then",
+        "than",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "he",
+        "she",
+        "him",
+        "her",
+        "his",
+        "them",
+        "one",
+        "ones",
+        "tell",
+        "please",
+        "explain",
+        "describe",
+        "give",
+    ]
+)
+_ZH_STOP = re.compile(
+    r"什麼|什么|甚麼|哪裡|哪里|哪個|哪个|哪些|哪一|哪|誰|谁|幾|几|多少|如何|為什麼|为什么|"
+    r"怎麼|怎么|怎樣|怎样|是否|有沒有|有没有|嗎|吗|呢|請問|请问|是|的|了|和|與|与|及|它|他|她|"
+    r"這|这|那|其|此|該|该|個|个|些|可以"
+)
+_EN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
+_CJK_RUN_OR_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*|[^\W\d_]+")
+
+
+def is_follow_up(question: str) -> bool:
+    """True when ``question`` seems to lean on the conversation before it.
+
+    It does when it refers back (it, they, that; 它, 這, 那), starts mid-thought
+    (and, what about; 那麼, 還有; ends in 呢), or is very short.
+
+    Example:
+        >>> is_follow_up("and how many parameters does it have?"), is_follow_up("它有多少參數？")
+        (True, True)
+        >>> is_follow_up("When was the University of Chicago founded?")
+        False
+    """
+    if detect_language(question) == "zh":
+        if _ZH_REFERRING.search(question) or _ZH_CONTINUATION.search(question):
+            return True
+        content = _ZH_STOP.sub("", "".join(ch for ch in question if is_cjk(ch)))
+        return len(content) <= 2
+    words = [w.lower() for w in _EN_WORD.findall(question)]
+    if _EN_CONTINUATION.search(question) or any(w in _EN_REFERRING for w in words):
+        return True
+    return sum(1 for w in words if w not in _EN_STOP) <= 1
+
+
+def rewrite_question_heuristic(
+    question: str, history: Sequence[Turn], *, max_user_turns: int = 3
+) -> str:
+    """Add the previous questions' salient terms to a follow-up; else return it unchanged.
+
+    Terms come from the most recent user turn and, when that was a follow-up too,
+    from the turns before it back to the question that started the thread (at most
+    ``max_user_turns``); terms the question already has are skipped.
+
+    Args:
+        question: the new question.
+        history: earlier turns, oldest first.
+        max_user_turns: how many earlier questions may lend terms.
+
+    Returns:
+        ``question`` itself, or ``question`` followed by the borrowed terms in
+        parentheses (full-width ones for Chinese).
+
+    Example:
+        >>> history = [Turn("user", "台灣的首都是哪裡？"), Turn("assistant", "台北 [1]。")]
+        >>> rewrite_question_heuristic("那人口呢？", history)
+        '那人口呢？（台灣 首都）'
+    """
+    if not is_follow_up(question):
+        return question
+    earlier = [turn.content for turn in reversed(history) if turn.role == "user"]
+    # Walk back through follow-ups to the question that started the thread: its
+    # terms come first, then those the follow-ups added.
+    thread: list[str] = []
+    for text in earlier[:max_user_turns]:
+        thread.insert(0, text)
+        if not is_follow_up(text):
+            break
+    borrowed: list[str] = []
+    lowered = question.lower()
+    for text in thread:
+        for term in _salient_terms(text):
+            if term.lower() not in lowered and term not in borrowed:
+                borrowed.append(term)
+    if not borrowed:
+        return question
+    if detect_language(question) == "zh":
+        return f"{question.strip()}（{' '.join(borrowed)}）"
+    return f"{question.strip()} ({' '.join(borrowed)})"
+
+
+def rewrite_question(
+    question: str,
+    history: Sequence[Turn],
+    *,
+    settings: Settings,
+    chat_model: ChatBackend | None = None,
+) -> str:
+    """Turn a follow-up into a standalone query for retrieval.
+
+    With no earlier user turn the question is returned as it is. With a chat model
+    (given, or configured in ``settings.llm``) the model rewrites it from the last
+    ``settings.history_turns`` turns; an unusable reply (empty or rambling) or an
+    unreachable model falls back to :func:`rewrite_question_heuristic`, so that
+    retrieval still runs and the answer step reports the model's error. The
+    extractive default uses the heuristic.
+
+    Args:
+        question: the new question.
+        history: earlier turns, oldest first.
+        settings: supplies ``history_turns`` and the backend choice.
+        chat_model: a backend to use instead of the configured one.
+
+    Returns:
+        The standalone query.
+
+    Example:
+        >>> from ragqa.config import Settings
+        >>> h = [Turn("user", "What is BERT?"), Turn("assistant", "A model [1].")]
+        >>> rewrite_question("What about its size?", h, settings=Settings())
+        'What about its size? (BERT)'
+    """
+    history = bound_history(history, settings.history_turns)
+    if not any(turn.role == "user" for turn in history):
+        return question
+    if chat_model is None and settings.llm != "extractive":
+        from ragqa.llm import get_chat_model
+
+        chat_model = get_chat_model(settings)
+    if chat_model is None:
+        return rewrite_question_heuristic(question, history)
+    try:
+        reply = chat_model.complete(build_rewrite_messages(question, history))
+    except LLMError as error:
+        logger.warning("question rewrite fell back to the heuristic: %s", error)
+        return rewrite_question_heuristic(question, history)
+    rewritten = _clean_rewrite(reply)
+    if not rewritten or len(rewritten) > max(200, 4 * len(question)):
+        return rewrite_question_heuristic(question, history)
+    return rewritten
+
+
+def _clean_rewrite(reply: str) -> str:
+    # Small models like to prefix a label or wrap the question in quotes.
+    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = re.sub(
+        r"^(?:standalone question|rewritten question|question|獨立問題|独立问题|問題|问题)\s*[:：]\s*",
+        "",
+        lines[0],
+        flags=re.I,
+    )
+    return text.strip().strip("\"'“”「」『』").strip()
+
+
+def _salient_terms(text: str) -> list[str]:
+    """Content words of a question, in order, in their original form."""
+    if detect_language(text) == "zh":
+        terms = []
+        for run in _CJK_RUN_OR_WORD.findall(text):
+            if run[0].isascii():
+                if run.lower() not in _EN_STOP:
+                    terms.append(run)
+                continue
+            # Cutting out question and function words leaves the content as pieces.
+            terms.extend(piece for piece in _ZH_STOP.split(run) if len(piece) >= 2)
+        return terms
+    return [word for word in _EN_WORD.findall(text) if word.lower() not in _EN_STOP]
