@@ -2,7 +2,9 @@
 # Create .venv and install ragqa into it.
 #
 #   scripts/setup.sh          the app (library, CLI and Streamlit UI)
-#   scripts/setup.sh dev      the app plus everything the test suite needs
+#   scripts/setup.sh dev      the app plus everything the test suite needs, including
+#                             llama-cpp-python (built from source: ~10 minutes the first
+#                             time on 2 cores, then taken from pip's wheel cache)
 #
 # torch goes in first, pinned: a plain `torch` requirement (pulled in by
 # sentence-transformers) would otherwise fetch a multi-gigabyte CUDA build.
@@ -11,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="ui"
-[ "${1:-}" = "dev" ] && extras="ui,dev"
+[ "${1:-}" = "dev" ] && extras="ui,dev,llamacpp"
 
 python_bin="${PYTHON:-}"
 if [ -z "$python_bin" ]; then

@@ -4,13 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh dev
-
-# System packages for the end-to-end tests (needs root and apt; skipped otherwise,
-# and the tests that need them then fail loudly rather than pass silently).
+# System packages first: the compiler that builds llama-cpp-python, the browser and
+# a CJK font for the end-to-end tests (needs root and apt; without them those tests
+# fail loudly rather than pass silently).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   bash scripts/install_system_deps.sh
 fi
+
+bash scripts/setup.sh dev
 
 echo "== running the test suite"
 set +e
