@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ragqa.config import RETRIEVAL_MODES, Settings
+from ragqa.config import LLM_BACKENDS, RETRIEVAL_MODES, Settings
 from ragqa.errors import RagqaError
 from ragqa.knowledge_base import IngestProgress, KnowledgeBase
 from ragqa.types import Hit, IngestReport
@@ -190,6 +190,73 @@ def search(query: str, kb_dir: Path, k: int | None, mode: str | None, as_json: b
             f"[{rank}] {hit.file_name}, page {hit.page}  (score {hit.score:.3f})", bold=True
         )
         click.echo(_indent(_shorten(hit.text, 400)))
+
+
+@cli.command()
+@click.argument("question")
+@kb_option
+@click.option("--llm", type=click.Choice(LLM_BACKENDS), help="Answering backend (env RAGQA_LLM).")
+@click.option("--llm-model", help="Model name, or GGUF path for llamacpp (env RAGQA_LLM_MODEL).")
+@click.option("--llm-base-url", help="Server URL (env RAGQA_LLM_BASE_URL).")
+@click.option("-k", "--top-k", "k", type=int, help="Passages to answer from (env RAGQA_TOP_K).")
+@click.option("--mode", type=click.Choice(RETRIEVAL_MODES), help="Retrieval mode.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def ask(
+    question: str,
+    kb_dir: Path,
+    llm: str | None,
+    llm_model: str | None,
+    llm_base_url: str | None,
+    k: int | None,
+    mode: str | None,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the knowledge base, streaming it, then list the sources.
+
+    The API key, if the backend needs one, is read from RAGQA_LLM_API_KEY only, so that
+    it never appears in the shell history or the process list.
+    """
+    from ragqa.errors import LLMError
+
+    settings = _settings(
+        llm=llm, llm_model=llm_model, llm_base_url=llm_base_url, top_k=k, retrieval_mode=mode
+    )
+    with KnowledgeBase.open(kb_dir, settings=settings) as kb:
+        try:
+            answer = None
+            for piece in kb.ask_stream(question):
+                if isinstance(piece, str):
+                    if not as_json:
+                        click.echo(piece, nl=False)
+                else:
+                    answer = piece
+        except LLMError as exc:
+            # The model failed, but retrieval did not: show what was found.
+            click.echo(f"\nError: {exc}", err=True)
+            click.echo("Retrieved passages:", err=True)
+            for rank, hit in enumerate(kb.search(question), start=1):
+                click.echo(f"  [{rank}] {hit.file_name}, page {hit.page}", err=True)
+                click.echo(_indent(_shorten(hit.text, 300)), err=True)
+            sys.exit(EXIT_ERROR)
+    if answer is None:  # pragma: no cover - ask_stream always ends with an Answer
+        raise RagqaError("no answer was produced")
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo()
+    print_sources(answer)
+
+
+def print_sources(answer: Any) -> None:
+    """The numbered sources an answer cites (or, if none, the ones it was given)."""
+    cited = {c.number for c in answer.citations}
+    if not answer.passages:
+        return
+    click.secho("Sources:", bold=True)
+    for number, hit in enumerate(answer.passages, start=1):
+        if cited and number not in cited:
+            continue
+        click.echo(f"  [{number}] {hit.file_name}, page {hit.page}")
 
 
 @cli.command()

@@ -90,3 +90,55 @@ def test_bad_setting_in_environment_is_reported(run, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["info", "--kb", str(tmp_path)])
     assert result.exit_code == 1
     assert "RAGQA_CHUNK_SIZ" in result.output and "RAGQA_CHUNK_SIZE" in result.output
+
+
+def test_ask_streams_an_answer_then_sources(run, write_text, tmp_path):
+    kb = str(tmp_path / "kb")
+    run(
+        "ingest",
+        str(write_text("tea.md", TEA)),
+        str(write_text("planets.md", PLANETS)),
+        "--kb",
+        kb,
+        "--quiet",
+    )
+    result = run("ask", "Where does Dong Ding oolong come from?", "--kb", kb)
+    assert result.exit_code == 0, result.output
+    assert "Lugu" in result.output
+    assert "Sources:" in result.output and "tea.md, page 1" in result.output
+
+    result = run("ask", "Where does Dong Ding oolong come from?", "--kb", kb, "--json")
+    payload = json.loads(result.output)
+    assert {"answer", "citations", "passages"} <= set(payload)
+    assert payload["citations"][0]["source"].endswith("tea.md")
+    assert payload["citations"][0]["page"] == 1
+
+
+def test_ask_with_unreachable_llm_shows_passages(run, write_text, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kb = str(tmp_path / "kb")
+    run("ingest", str(write_text("tea.md", TEA)), "--kb", kb, "--quiet")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "ask",
+            "Where is Dong Ding from?",
+            "--kb",
+            kb,
+            "--llm",
+            "openai",
+            "--llm-base-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--llm-model",
+            "m",
+        ],
+        env={"RAGQA_LLM_MAX_RETRIES": "0", "RAGQA_LLM_TIMEOUT": "5"},
+    )
+    assert result.exit_code == 1
+    assert "cannot reach" in result.output and f"127.0.0.1:{port}" in result.output
+    assert "tea.md, page 1" in result.output
+    assert "Traceback" not in result.output

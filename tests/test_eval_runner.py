@@ -111,7 +111,7 @@ def test_cli_eval_json(dataset, tmp_path, monkeypatch):
         cli, ["eval", str(dataset), "--kb", str(tmp_path / "kb"), "--mode", "hybrid", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert set(json.loads(result.output)) == KEYS
+    assert set(json.loads(result.stdout)) == KEYS
 
 
 def test_cli_eval_rejects_a_file_that_is_not_squad(tmp_path, monkeypatch):
