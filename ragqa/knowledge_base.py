@@ -74,7 +74,7 @@ class _Pending:
     status: str  # "added" or "replaced"
     pages: int
     chunks: list[Chunk]
-    warnings: tuple[str, ...] = ()
+    page_texts: tuple[tuple[int, str], ...] = ()
 
 
 class KnowledgeBase:
@@ -207,6 +207,16 @@ class KnowledgeBase:
     def documents(self) -> list[DocumentInfo]:
         """The stored documents, sorted by source path."""
         return self._store.documents()
+
+    def page_text(self, source: str, page: int) -> str | None:
+        """The normalised text of a stored page; a Hit's ``start:end`` index into it.
+
+        Example:
+            >>> hit = kb.search("warranty", k=1)[0]                     # doctest: +SKIP
+            >>> kb.page_text(hit.source, hit.page)[hit.start : hit.end] == hit.text  # doctest: +SKIP
+            True
+        """
+        return self._store.page_text(source, page)
 
     def __len__(self) -> int:
         """The number of chunks stored."""
@@ -421,10 +431,12 @@ class KnowledgeBase:
             return FileResult(source, "unchanged", stored.chunks, stored.pages)
         from ragqa.normalize import normalize_text
 
-        chunks = self._split([Page(source, 1, normalize_text(text), digest)])
+        page = Page(source, 1, normalize_text(text), digest)
+        chunks = self._split([page])
         if not chunks:
             return FileResult(source, "failed", error=f"{source}: no text", reason="empty")
-        return _Pending(source, digest, "added" if stored is None else "replaced", 1, chunks)
+        status = "added" if stored is None else "replaced"
+        return _Pending(source, digest, status, 1, chunks, ((1, page.text),))
 
     def _prepare_file(
         self, path: Path, source: str, pdf_password: str | None
@@ -451,7 +463,8 @@ class KnowledgeBase:
                 source, "failed", error=f"{source}: internal error: {exc!r}", reason="internal"
             )
         status = "added" if stored is None else "replaced"
-        return _Pending(source, digest, status, len(pages), chunks)
+        page_texts = tuple((page.page, page.text) for page in pages)
+        return _Pending(source, digest, status, len(pages), chunks, page_texts)
 
     def _split(self, pages: Sequence[Page]) -> list[Chunk]:
         from ragqa.splitting import split_pages
@@ -493,6 +506,7 @@ class KnowledgeBase:
                 chunks=item.chunks,
                 vectors=np.vstack([known[text_hash(c.text)] for c in item.chunks]),
                 tokens=[tokenize(c.text) for c in item.chunks],
+                page_texts=item.page_texts,
             )
             for item in group
         ]

@@ -50,6 +50,10 @@ def test_hit_offsets_point_into_the_page(make_kb, write_text):
     kb.add([path])
     for hit in kb.search("oxidised", k=5):
         assert path.read_text(encoding="utf-8")[hit.start : hit.end] == hit.text
+        assert kb.page_text(hit.source, hit.page)[hit.start : hit.end] == hit.text
+    assert kb.page_text(str(path.resolve()), 2) is None
+    kb.remove(path)
+    assert kb.page_text(str(path.resolve()), 1) is None
 
 
 def test_readding_unchanged_file_does_nothing(make_kb, write_text):

@@ -72,6 +72,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+-- The normalised text of every page, so that a UI can show a chunk in its page
+-- (chunk offsets point into this text).
+CREATE TABLE IF NOT EXISTS pages (
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (doc_id, page)
+);
 CREATE INDEX IF NOT EXISTS chunks_by_text_hash ON chunks(text_hash);
 """
 
@@ -103,6 +111,7 @@ class NewDocument:
     chunks: Sequence[Chunk]
     vectors: np.ndarray  # (len(chunks), dimension), unit rows
     tokens: Sequence[Sequence[str]]  # lexical tokens per chunk
+    page_texts: Sequence[tuple[int, str]] = ()  # (page number, normalised text)
 
 
 def text_hash(text: str) -> str:
@@ -410,6 +419,7 @@ class LocalStore:
         committed since this store was opened.
         """
         with self._lock:
+            self._conn.executescript(_SCHEMA)  # adds any table this version introduced
             self._upgrade_stored_terms()
             if self._generation() != self._loaded_generation:
                 manifest = _read_manifest(self.directory)
@@ -453,6 +463,16 @@ class LocalStore:
                 (source,),
             ).fetchone()
         return DocumentInfo(*row) if row else None
+
+    def page_text(self, source: str, page: int) -> str | None:
+        """The normalised text of one stored page, or None if there is no such page."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT p.text FROM pages p JOIN documents d ON d.id = p.doc_id "
+                "WHERE d.source = ? AND p.page = ?",
+                (source, page),
+            ).fetchone()
+        return row[0] if row else None
 
     def documents(self) -> list[DocumentInfo]:
         with self._lock:
@@ -584,6 +604,10 @@ class LocalStore:
                     (doc.source, doc.content_hash, doc.pages, len(doc.chunks), time.time()),
                 )
                 doc_id = cur.lastrowid
+                conn.executemany(
+                    "INSERT INTO pages(doc_id, page, text) VALUES (?, ?, ?)",
+                    [(doc_id, number, text) for number, text in doc.page_texts],
+                )
                 ids = []
                 vectors = np.ascontiguousarray(doc.vectors, dtype=np.float32)
                 for chunk, vector, tokens in zip(doc.chunks, vectors, doc.tokens, strict=True):
@@ -621,6 +645,7 @@ class LocalStore:
             return []
         ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (row[0],))]
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (row[0],))
+        conn.execute("DELETE FROM pages WHERE doc_id = ?", (row[0],))
         conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
         # A stored document with zero chunks still counts as found.
         return ids or [-1]
