@@ -52,13 +52,19 @@ class Settings:
     chunk_size: int = 600
     chunk_overlap: int = 100
 
-    # Retrieval.
+    # Retrieval (see ragqa/retrieval.py for how these were measured).
     top_k: int = 5
     retrieval_mode: str = "hybrid"
+    # Hybrid: the weight of dense scores against BM25 scores, before it is scaled
+    # down by the share of [UNK] tokens in the query and in each chunk.
+    dense_weight: float = 0.5
+    # When no hit among the best few reaches this relevance (0-1: cosine and share
+    # of query terms found), search returns nothing. 0 turns the check off.
+    min_relevance: float = 0.25
     reranker_model: str = ""  # a CrossEncoder name or path; "" turns reranking off
+    rerank_depth: int = 20  # candidates the reranker re-scores
     mmr: bool = False
     mmr_lambda: float = 0.7
-    min_relevance: float = 0.0
 
     # Answering.
     llm: str = "extractive"
@@ -102,6 +108,12 @@ class Settings:
             raise ConfigError("embedding_batch_size must be at least 1")
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ConfigError(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"dense_weight must be between 0 and 1, not {self.dense_weight}")
+        if not 0.0 <= self.min_relevance <= 1.0:
+            raise ConfigError(f"min_relevance must be between 0 and 1, not {self.min_relevance}")
+        if self.rerank_depth < 1:
+            raise ConfigError(f"rerank_depth must be at least 1, not {self.rerank_depth}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,0 +1,253 @@
+"""Retrieval: fusion, coverage weighting, the relevance gate and MMR, on small stores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from ragqa import ConfigError, KnowledgeBase, Settings
+from ragqa.embeddings import Embedder
+from ragqa.retrieval import (
+    convex_fusion,
+    maximal_marginal_relevance,
+    reciprocal_rank_fusion,
+    term_coverage,
+)
+
+TEA = (
+    "Oolong tea is partly oxidised. Dong Ding oolong comes from Lugu in Nantou County.\n\n"
+    "Green tea is not oxidised at all. It is steamed or pan-fired soon after picking."
+)
+PLANETS = (
+    "Jupiter is the largest planet. Its Great Red Spot is a storm older than three "
+    "centuries.\n\nSaturn has rings made mostly of ice."
+)
+
+
+class KeywordEmbedder(Embedder):
+    """Vectors chosen by keyword, so that a test decides what dense search prefers.
+
+    A text containing ``~`` (which the lexical tokenizer drops) points along the
+    first axis, any other text along the second, so a ``~`` query has cosine 1
+    with such chunks and 0 with the rest. Texts report an [UNK] share of
+    ``unknown``, or ``chunk_unknown`` for texts containing ``gamma``.
+    """
+
+    name = "keyword:2"
+    dimension = 2
+
+    def __init__(self, unknown: float | None = 0.0, chunk_unknown: float | None = None) -> None:
+        self.unknown = unknown
+        self.chunk_unknown = chunk_unknown
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if "~" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
+        if self.chunk_unknown is not None and any("gamma" in t for t in texts):
+            return self.chunk_unknown
+        return self.unknown
+
+
+# Lexically, "alpha ~" matches A best (three times); densely, it is identical to
+# B. C matches neither.
+DOCS = {
+    "A": "alpha alpha alpha beta delta",
+    "B": "alpha ~ gamma epsilon zeta eta theta",
+    "C": "omicron sigma tau upsilon",
+}
+
+
+def keyword_kb(tmp_path, embedder: KeywordEmbedder, **settings: object) -> KnowledgeBase:
+    base = Settings(embedding_model="keyword:2", chunk_size=200, chunk_overlap=40)
+    kb = KnowledgeBase.create(
+        tmp_path / "kw", settings=base.replace(min_relevance=0.0, **settings), embedder=embedder
+    )
+    kb.add_texts(DOCS)
+    return kb
+
+
+def sources(hits) -> list[str]:
+    return [h.source for h in hits]
+
+
+# ------------------------------------------------------------------- fusion
+
+
+def test_convex_fusion_by_hand():
+    # dense 0.2/0.6/1.0 -> 0/0.5/1; lexical 4/0/2 -> 1/0/0.5
+    fused = convex_fusion([0.2, 0.6, 1.0], [4.0, 0.0, 2.0], 0.25)
+    assert fused.tolist() == pytest.approx([0.75, 0.125, 0.625])
+    # A weight per candidate; equal scores carry no information and become 0.
+    fused = convex_fusion([0.5, 0.5], [3.0, 1.0], [0.0, 1.0])
+    assert fused.tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="2 dense scores but 1 lexical"):
+        convex_fusion([0.1, 0.2], [1.0], 0.5)
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    fused = dict(reciprocal_rank_fusion([[7, 8], [8, 9]], k=1))
+    assert fused == pytest.approx({7: 1 / 2, 8: 1 / 3 + 1 / 2, 9: 1 / 3})
+
+
+def test_term_coverage():
+    assert term_coverage(["a", "b", "b", "c", "d"], {"b", "d", "x"}) == 0.5
+    assert term_coverage([], ["a"]) == 0.0
+
+
+def test_hybrid_follows_dense_when_the_model_reads_the_query(tmp_path):
+    with keyword_kb(tmp_path, KeywordEmbedder(unknown=0.0)) as kb:
+        assert sources(kb.search("alpha ~", k=3, mode="lexical"))[:2] == ["A", "B"]
+        assert sources(kb.search("alpha ~", k=1, mode="dense")) == ["B"]
+        hybrid = kb.search("alpha ~", k=3, mode="hybrid")
+        # B: 0.5 * 1 (dense) + 0.5 * its normalised BM25; A: 0.5 * 0 + 0.5 * 1.
+        assert sources(hybrid)[:2] == ["B", "A"]
+        assert hybrid[1].score == pytest.approx(0.5)
+        assert all(0.0 <= h.score <= 1.0 for h in hybrid)
+        assert hybrid == sorted(hybrid, key=lambda h: -h.score)
+
+
+@pytest.mark.parametrize("query", ["alpha ~", "alpha beta", "~ omicron", "alpha omicron"])
+def test_an_all_unknown_query_is_ranked_by_bm25_alone(tmp_path, query):
+    with keyword_kb(tmp_path, KeywordEmbedder(unknown=1.0)) as kb:
+        lexical = kb.search(query, k=3, mode="lexical")
+        hybrid = kb.search(query, k=len(lexical), mode="hybrid")
+        assert [h.chunk_id for h in hybrid] == [h.chunk_id for h in lexical]
+
+
+def test_an_unreadable_chunk_is_scored_by_bm25_alone(tmp_path):
+    # The query is readable, but B (containing "gamma") is all [UNK]: B's dense
+    # weight is 0, so its fused score is exactly its min-max normalised BM25 score.
+    with keyword_kb(tmp_path, KeywordEmbedder(unknown=0.0, chunk_unknown=1.0)) as kb:
+        lexical = {h.source: h.score for h in kb.search("alpha ~", k=3, mode="lexical")}
+        hybrid = {h.source: h.score for h in kb.search("alpha ~", k=3, mode="hybrid")}
+        low = 0.0  # C shares no term with the query: BM25's floor
+        assert hybrid["B"] == pytest.approx((lexical["B"] - low) / (lexical["A"] - low))
+        assert hybrid["A"] == pytest.approx(0.5)  # readable: 0.5 * 0 + 0.5 * 1
+
+
+def test_dense_weight_zero_is_lexical_and_one_is_dense(tmp_path):
+    with keyword_kb(tmp_path, KeywordEmbedder()) as kb:
+        only_bm25 = kb.settings.replace(dense_weight=0.0)
+        only_dense = kb.settings.replace(dense_weight=1.0)
+        retriever = kb._retriever
+        lexical = sources(kb.search("alpha ~", k=2, mode="lexical"))
+        assert sources(retriever.search("alpha ~", 2, settings=only_bm25)) == lexical
+        assert sources(retriever.search("alpha ~", 1, settings=only_dense)) == ["B"]
+
+
+# ------------------------------------------------------------ modes, via the KB
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_every_mode_finds_the_document(make_kb, write_text, mode):
+    kb = make_kb()
+    kb.add([write_text("tea.md", TEA), write_text("planets.md", PLANETS)])
+    hits = kb.search("Great Red Spot storm on Jupiter", k=2, mode=mode)
+    assert hits[0].file_name == "planets.md"
+    assert "Red Spot" in hits[0].text
+
+
+def test_search_validates_its_arguments(make_kb, write_text):
+    kb = make_kb()
+    kb.add([write_text("tea.md", TEA)])
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        kb.search("tea", mode="fuzzy")
+    with pytest.raises(ConfigError, match="empty"):
+        kb.search("  ")
+    with pytest.raises(ConfigError, match="k must be at least 1"):
+        kb._retriever.search("tea", 0)
+
+
+def test_an_empty_knowledge_base_finds_nothing(make_kb):
+    kb = make_kb()
+    for mode in ("dense", "lexical", "hybrid"):
+        assert kb.search("tea", k=3, mode=mode) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("dense_weight", 1.5), ("min_relevance", -0.1), ("rerank_depth", 0)],
+)
+def test_retrieval_settings_are_validated(field, value):
+    with pytest.raises(ConfigError, match=field):
+        Settings(**{field: value})
+
+
+# ----------------------------------------------------------- relevance gate
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_an_off_topic_query_finds_nothing(make_kb, write_text, mode):
+    kb = make_kb()
+    assert kb.settings.min_relevance == Settings().min_relevance > 0  # on by default
+    kb.add([write_text("tea.md", TEA), write_text("planets.md", PLANETS)])
+    assert kb.search("quantum chromodynamics lattice simulations", k=3, mode=mode) == []
+    assert kb.search("Which tea comes from Nantou?", k=3, mode=mode)
+    # Turned off, the same query gets the least bad chunks.
+    lenient = kb.settings.replace(min_relevance=0.0)
+    found = kb._retriever.search("quantum chromodynamics", 3, mode=mode, settings=lenient)
+    assert bool(found) == (mode != "lexical")  # BM25 never returns chunks without a match
+
+
+def test_ask_passes_its_settings_to_retrieval(make_kb, write_text):
+    kb = make_kb()
+    kb.add([write_text("tea.md", TEA)])
+    strict = kb.settings.replace(min_relevance=1.0)
+    assert kb.ask("Where does Dong Ding oolong come from?", settings=strict).passages == ()
+    assert kb.ask("Where does Dong Ding oolong come from?").passages
+
+
+# ---------------------------------------------------------------------- MMR
+
+
+def test_mmr_function_prefers_a_new_item_to_a_near_duplicate():
+    similarity = np.array([[1.0, 0.9, 0.2], [0.9, 1.0, 0.1], [0.2, 0.1, 1.0]])
+    assert maximal_marginal_relevance([1.0, 0.9, 0.5], similarity, 3, lambda_=1.0) == [0, 1, 2]
+    assert maximal_marginal_relevance([1.0, 0.9, 0.5], similarity, 3, lambda_=0.5) == [0, 2, 1]
+    assert maximal_marginal_relevance([], np.zeros((0, 0)), 3) == []
+
+
+def test_mmr_search_picks_a_diverse_second_hit(make_kb):
+    kb = make_kb()
+    first = "Dong Ding oolong is grown in Lugu, Nantou, and roasted over charcoal."
+    kb.add_texts(
+        {
+            "first": first,
+            "copy": first.replace("charcoal.", "charcoal fires."),  # a near-duplicate
+            "other": "Dong Ding oolong tastes of honey and ripe fruit.",
+            "planets": PLANETS,
+        }
+    )
+    query = "Dong Ding oolong grown in Nantou"
+    assert sources(kb.search(query, k=3)) == ["first", "copy", "other"]
+    diverse = kb.settings.replace(mmr=True, mmr_lambda=0.5)
+    assert sources(kb._retriever.search(query, 3, settings=diverse)) == ["first", "other", "copy"]
+    # lambda 1 is plain relevance ranking.
+    plain = kb.settings.replace(mmr=True, mmr_lambda=1.0)
+    assert sources(kb._retriever.search(query, 3, settings=plain)) == ["first", "copy", "other"]
+
+
+def test_mmr_compares_unreadable_chunks_by_their_terms(tmp_path):
+    # Every vector here is the same (no "~"), as near-identical as the vectors of
+    # texts that are all [UNK]; only the terms can tell the near-duplicate apart.
+    first = "dong ding oolong grown lugu nantou roasted charcoal"
+    texts = {
+        "first": first,
+        "copy": first + " fires",
+        "other": "dong ding oolong tastes honey ripe fruit",
+        "planets": PLANETS,
+    }
+    kb = KnowledgeBase.create(
+        tmp_path / "unk",
+        settings=Settings(embedding_model="keyword:2", mmr_lambda=0.5),
+        embedder=KeywordEmbedder(unknown=1.0),
+    )
+    with kb:
+        kb.add_texts(texts)
+        query = "dong ding oolong grown nantou"
+        assert sources(kb.search(query, k=2)) == ["first", "copy"]
+        diverse = kb.settings.replace(mmr=True)
+        assert sources(kb._retriever.search(query, 2, settings=diverse)) == ["first", "other"]
