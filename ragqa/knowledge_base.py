@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 _GROUP_CHUNKS = 512
 # Above this share of [UNK] tokens the embedding model is mostly blind to the text.
 UNK_WARNING_RATIO = 0.05
+# Creating takes a moment, but another process may hold the lock for a whole
+# ingest into a knowledge base it has just created.
+_CREATE_LOCK_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,16 @@ class KnowledgeBase:
             batch_size=settings.embedding_batch_size,
             device=settings.embedding_device,
         )
-        store = LocalStore.create(
-            Path(directory), embedding_model=embedder.name, dimension=embedder.dimension
-        )
+        path = Path(directory)
+        if _holds_knowledge_base(path):  # say so now, not after waiting for the lock
+            raise RagqaError(f"{path} already holds a knowledge base; open it instead")
+        path.mkdir(parents=True, exist_ok=True)
+        # Under the writer lock, so that of two processes creating the same
+        # knowledge base at once, one creates it and the other is told it exists.
+        with _directory_lock(path, _CREATE_LOCK_TIMEOUT):
+            store = LocalStore.create(
+                path, embedding_model=embedder.name, dimension=embedder.dimension
+            )
         return cls(store, embedder, settings)
 
     @classmethod
@@ -152,21 +162,29 @@ class KnowledgeBase:
                     "choosing a model, or build a new knowledge base with the new model: "
                     f"`ragqa ingest SOURCES --kb NEW_DIR --embedding-model {wanted}`"
                 )
-            embedder = embedder or get_embedder(
-                store.embedding_model,
-                batch_size=settings.embedding_batch_size,
-                device=settings.embedding_device,
-            )
-            if embedder.dimension != store.dimension:
+            if embedder is not None and embedder.dimension != store.dimension:
                 raise IndexMismatchError(
                     f"{directory} stores {store.dimension}-dimensional vectors, but "
                     f"{embedder.name!r} makes {embedder.dimension}-dimensional ones. "
                     "Rebuild the knowledge base with this model."
                 )
+            # Built from the manifest's name, the model loads on first use: listing
+            # documents, a lexical search or re-adding unchanged files never pays
+            # for torch. Its dimension is then checked where its vectors meet the
+            # store (LocalStore.write_documents and dense_search).
+            embedder = embedder or get_embedder(
+                store.embedding_model,
+                batch_size=settings.embedding_batch_size,
+                device=settings.embedding_device,
+            )
         except BaseException:
             store.close()
             raise
-        return cls(store, embedder, settings.replace(embedding_model=store.embedding_model))
+        knowledge_base = cls(
+            store, embedder, settings.replace(embedding_model=store.embedding_model)
+        )
+        knowledge_base._repair_derived_files()
+        return knowledge_base
 
     @classmethod
     def open_or_create(
@@ -179,14 +197,17 @@ class KnowledgeBase:
     ) -> KnowledgeBase:
         """Open the knowledge base in ``directory``, creating it if there is none."""
         path = Path(directory)
-        if (path / "catalog.sqlite").exists() or (path / "manifest.json").exists():
-            return cls.open(
-                path, settings=settings, embedder=embedder, embedding_model=embedding_model
-            )
-        settings = settings or Settings.from_env()
-        if embedding_model:
-            settings = settings.replace(embedding_model=embedding_model)
-        return cls.create(path, settings=settings, embedder=embedder)
+        if not _holds_knowledge_base(path):
+            wanted = settings or Settings.from_env()
+            if embedding_model:
+                wanted = wanted.replace(embedding_model=embedding_model)
+            try:
+                return cls.create(path, settings=wanted, embedder=embedder)
+            except RagqaError:
+                if not _holds_knowledge_base(path):
+                    raise
+                # Another process created it since we looked: open theirs.
+        return cls.open(path, settings=settings, embedder=embedder, embedding_model=embedding_model)
 
     # ------------------------------------------------------------------ reading
 
@@ -304,7 +325,9 @@ class KnowledgeBase:
             else question
         )
         self._store.refresh()
-        hits = self._retriever.search(query, settings.top_k, mode=settings.retrieval_mode)
+        hits = self._retriever.search(
+            query, settings.top_k, mode=settings.retrieval_mode, settings=settings
+        )
         yield from stream_answer(
             question,
             hits,
@@ -319,24 +342,12 @@ class KnowledgeBase:
     @contextmanager
     def _writing(self, timeout: float) -> Iterator[None]:
         """Hold the directory's writer lock, then write the derived indexes once."""
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.directory / ".lock"))
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise KnowledgeBaseBusyError(
-                f"knowledge base {self.directory} is busy: another process is writing to "
-                "it. Try again when it has finished."
-            ) from None
-        try:
-            self._store.sync_to_catalog()
-            yield
-        finally:
+        with _directory_lock(self.directory, timeout):
             try:
-                self._store.flush()
+                self._store.sync_to_catalog()
+                yield
             finally:
-                lock.release()
+                self._store.flush()
 
     def add(
         self,
@@ -560,6 +571,28 @@ class KnowledgeBase:
 
     # ---------------------------------------------------------------- lifecycle
 
+    def _repair_derived_files(self) -> None:
+        """Write back the index files that opening had to rebuild in memory.
+
+        After a crash between a commit and the index write, or damage to a derived
+        file, the store rebuilds FAISS and BM25 from the catalog; without this every
+        later open would rebuild them again. Done only when no writer is busy (that
+        writer rewrites them when it finishes anyway); in a read-only directory the
+        files stay as they are and searching works from memory.
+        """
+        import sqlite3
+
+        if not self._store.derived_files_stale():
+            return
+        try:
+            with _directory_lock(self.directory, timeout=0):
+                self._store.repair()
+            log.info("%s: rewrote the derived index files from the catalog", self.directory)
+        except KnowledgeBaseBusyError:
+            pass
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("%s: could not rewrite the index files (%s)", self.directory, exc)
+
     def close(self) -> None:
         """Release the catalog connection."""
         self._store.close()
@@ -572,6 +605,29 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase({str(self.directory)!r}, model={self._embedder.name!r})"
+
+
+def _holds_knowledge_base(path: Path) -> bool:
+    return (path / "catalog.sqlite").exists() or (path / "manifest.json").exists()
+
+
+@contextmanager
+def _directory_lock(directory: Path, timeout: float) -> Iterator[None]:
+    """Hold the writer lock of a knowledge-base directory."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(directory / ".lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise KnowledgeBaseBusyError(
+            f"knowledge base {directory} is busy: another process is writing to "
+            "it. Try again when it has finished."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _source_key(path: Path) -> str:

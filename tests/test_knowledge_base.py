@@ -338,3 +338,43 @@ def test_unexpected_loader_bug_fails_one_file_only(make_kb, write_text, monkeypa
         ("good.md", "added"),
     ]
     assert report.files[0].reason == "internal"
+
+
+class _NamedHashing(HashingEmbedder):
+    """A hashing embedder recorded under a sentence-transformers-style name, so that
+    reopening the knowledge base builds a real (lazy) SentenceTransformerEmbedder."""
+
+    def __init__(self, name: str, dimension: int = 64) -> None:
+        super().__init__(dimension)
+        self.name = name
+
+
+def test_opening_does_not_load_the_embedding_model(tmp_path, settings, write_text):
+    # The recorded model does not exist, so any attempt to load it would fail:
+    # everything below must work without it.
+    missing_model = str(tmp_path / "no-such-model")
+    with KnowledgeBase.create(
+        tmp_path / "kb", settings=settings, embedder=_NamedHashing(missing_model)
+    ) as kb:
+        path = write_text("tea.md", TEA)
+        kb.add([path])
+    with KnowledgeBase.open(tmp_path / "kb", settings=settings) as kb:
+        assert [Path(d.source).name for d in kb.documents()] == ["tea.md"]
+        assert kb.add([path]).unchanged == 1
+        assert kb.search("Dong Ding oolong", k=1, mode="lexical")[0].file_name == "tea.md"
+        with pytest.raises(RagqaError, match="cannot load embedding model"):
+            kb.search("Dong Ding oolong", k=1, mode="dense")
+
+
+def test_a_model_that_changed_dimension_is_refused_where_its_vectors_arrive(
+    tmp_path, settings, write_text
+):
+    with KnowledgeBase.create(tmp_path / "kb", settings=settings, embedder=_NamedHashing("m")):
+        pass
+    with KnowledgeBase.open(tmp_path / "kb", settings=settings, embedder=_NamedHashing("m")) as kb:
+        kb._embedder = kb._retriever.embedder = _NamedHashing("m", dimension=32)
+        with pytest.raises(IndexMismatchError, match="64-dimensional.*32-dimensional"):
+            kb.add([write_text("tea.md", TEA)])
+        with pytest.raises(IndexMismatchError, match="Rebuild"):
+            kb.search("oolong", k=1, mode="dense")
+        assert kb.documents() == []

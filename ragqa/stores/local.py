@@ -160,17 +160,29 @@ class LocalStore:
         self._lexical: Any = None  # ragqa.lexical.BM25Index
         self._loaded_generation = -1
         self._manifest_mtime = 0.0
+        # True while the files on disk are behind what is loaded in memory.
+        self._derived_stale_on_disk = False
         self._load_derived()
 
     # ------------------------------------------------------------------ opening
 
     @classmethod
     def create(cls, directory: Path, *, embedding_model: str, dimension: int) -> LocalStore:
-        """Create an empty store in ``directory`` (which may exist but must be empty)."""
+        """Create an empty store in ``directory`` (which may exist but must be empty).
+
+        The caller must hold the writer lock, so that two processes cannot both
+        create it.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         if (directory / MANIFEST).exists() or (directory / CATALOG).exists():
             raise RagqaError(f"{directory} already holds a knowledge base; open it instead")
-        conn = _connect(directory / CATALOG)
+        # The catalog is built under a temporary name and renamed into place once
+        # complete: a crash part-way must not leave a catalog.sqlite without its
+        # tables, which could then be neither opened nor created again.
+        for leftover in directory.glob(f".{CATALOG}.*.tmp*"):
+            leftover.unlink(missing_ok=True)  # from a create that crashed
+        building = directory / f".{CATALOG}.{os.getpid()}.tmp"
+        conn = _connect(building)
         now = time.time()
         with conn:
             conn.executescript(_SCHEMA)
@@ -185,9 +197,14 @@ class LocalStore:
                     ("tokenizer_version", str(_tokenizer_version())),
                 ],
             )
+        conn.close()  # the last connection to close folds the WAL into the file
+        os.replace(building, directory / CATALOG)
+        _fsync_dir(directory)
+        conn = _connect(directory / CATALOG)
         manifest = Manifest(FORMAT_VERSION, embedding_model, dimension, 0, 0, 0, now, now)
-        _write_manifest(directory, manifest)
-        return cls(directory, manifest, conn)
+        store = cls(directory, manifest, conn)
+        store.flush()  # empty indexes and the manifest: a new store is complete on disk
+        return store
 
     @classmethod
     def open(cls, directory: Path) -> LocalStore:
@@ -290,6 +307,7 @@ class LocalStore:
             self._loaded_generation = generation
             if rebuilt and self._manifest.generation != generation:
                 log.info("%s: rebuilt derived indexes at generation %d", self.directory, generation)
+            self._derived_stale_on_disk = rebuilt or self._manifest.generation != generation
             self._manifest_mtime = _mtime(self.directory / MANIFEST)
 
     def _try_read_faiss(self, expected: int) -> Any:
@@ -301,7 +319,9 @@ class LocalStore:
         try:
             index = faiss.read_index(str(path))
         except Exception as exc:  # faiss raises RuntimeError with C++ text
-            log.warning("%s is unreadable (%s); rebuilding it from the catalog", path, exc)
+            # The C++ message means nothing to a user; keep it for debugging only.
+            log.warning("%s is unreadable; rebuilding it from the catalog", path)
+            log.debug("faiss could not read %s: %s", path, exc)
             return None
         if index.ntotal != expected or index.d != self.dimension:
             log.warning("%s is out of step with the catalog; rebuilding it", path)
@@ -452,6 +472,35 @@ class LocalStore:
             )
             _write_manifest(self.directory, self._manifest)
             self._manifest_mtime = _mtime(self.directory / MANIFEST)
+            self._derived_stale_on_disk = False
+
+    def derived_files_stale(self) -> bool:
+        """True when the derived files on disk are behind the catalog: opening had to
+        rebuild them in memory (after a crash or damage), or an interrupted write left
+        a temporary file behind. :meth:`repair` fixes both."""
+        return self._derived_stale_on_disk or bool(self._leftover_temp_files())
+
+    def repair(self) -> None:
+        """Rewrite the derived files from the catalog and delete the temporary files
+        of interrupted writes.
+
+        The caller must hold the writer lock: only then is no temporary file still
+        being written by a live process.
+        """
+        with self._lock:
+            self.sync_to_catalog()
+            for leftover in self._leftover_temp_files():
+                leftover.unlink(missing_ok=True)
+            self.flush()
+
+    def _leftover_temp_files(self) -> list[Path]:
+        # Every atomic write goes through a hidden ".NAME.*.tmp" file (see
+        # _atomic_write_bytes and BM25Index.save).
+        return [
+            p
+            for name in (MANIFEST, VECTORS, LEXICAL)
+            for p in self.directory.glob(f".{name}.*.tmp")
+        ]
 
     # ------------------------------------------------------------------ reading
 
@@ -550,12 +599,12 @@ class LocalStore:
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Chunk ids and cosine similarities of the ``k`` nearest chunks."""
+        query = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        self._check_dimension(query)
         with self._lock:
             if self._index.ntotal == 0:
                 return []
-            scores, ids = self._index.search(
-                np.asarray(query_vector, dtype=np.float32).reshape(1, -1), k
-            )
+            scores, ids = self._index.search(query, k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def lexical_search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
@@ -566,6 +615,17 @@ class LocalStore:
     def __len__(self) -> int:
         with self._lock:
             return int(self._index.ntotal)
+
+    def _check_dimension(self, vectors: np.ndarray) -> None:
+        # The embedding model is loaded lazily, so this is where a model that
+        # changed under the same name (a path now holding another model) shows.
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise IndexMismatchError(
+                f"{self.directory} stores {self.dimension}-dimensional vectors, but the "
+                f"embedding model {self.embedding_model!r} now makes "
+                f"{vectors.shape[-1]}-dimensional ones. Rebuild the knowledge base with "
+                "this model: `ragqa ingest SOURCES --kb NEW_DIR`"
+            )
 
     # ------------------------------------------------------------------ writing
 
@@ -593,6 +653,13 @@ class LocalStore:
         """
         if not documents:
             return
+        for doc in documents:
+            if len(doc.chunks):
+                self._check_dimension(np.asarray(doc.vectors))
+            if len(doc.vectors) != len(doc.chunks):
+                raise ValueError(
+                    f"{doc.source}: {len(doc.chunks)} chunks, {len(doc.vectors)} vectors"
+                )
         removed: list[int] = []
         added: list[tuple[np.ndarray, np.ndarray, list[Sequence[str]]]] = []
         with self._transaction() as conn:
@@ -677,7 +744,13 @@ def _connect(path: Path) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction
         # spans exactly one logical change. check_same_thread=False because
         # Streamlit calls from several threads; LocalStore serialises access.
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30,
+            factory=_CatalogConnection,
+        )
         conn.execute("PRAGMA journal_mode=WAL")  # readers keep reading while one writes
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -687,6 +760,73 @@ def _connect(path: Path) -> sqlite3.Connection:
             f"rebuild the knowledge base: `ragqa ingest SOURCES --kb NEW_DIR`"
         ) from None
     return conn
+
+
+# SQLite's result codes for a damaged file (the low byte of an extended code).
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class _CatalogConnection(sqlite3.Connection):
+    """A connection whose statements report a damaged catalog as IndexCorruptError.
+
+    SQLite only notices a damaged page when a statement reads it, which may be
+    long after the open (a search touching one chunk). Without this, that surfaces
+    as ``sqlite3.DatabaseError: database disk image is malformed`` and a traceback
+    instead of a message that says what to do.
+    """
+
+    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self.path = database
+
+    def cursor(self, factory: Any = None) -> Any:
+        return super().cursor(factory or _CatalogCursor)
+
+    # Connection.execute does not go through cursor(), so these three must.
+    def execute(self, *args: Any) -> Any:
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:
+        return self.cursor().executemany(*args)
+
+    def executescript(self, *args: Any) -> Any:
+        return self.cursor().executescript(*args)
+
+
+class _CatalogCursor(sqlite3.Cursor):
+    """Every call that may read a page turns damage into IndexCorruptError."""
+
+    def _checked(self, method: Any, *args: Any) -> Any:
+        try:
+            return method(*args)
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _DAMAGE_CODES:
+                raise
+            raise IndexCorruptError(
+                f"{self.connection.path} is damaged ({exc}). Restore it from a backup, or "
+                "rebuild the knowledge base: `ragqa ingest SOURCES --kb NEW_DIR`"
+            ) from None
+
+    def execute(self, *args: Any) -> Any:
+        return self._checked(super().execute, *args)
+
+    def executemany(self, *args: Any) -> Any:
+        return self._checked(super().executemany, *args)
+
+    def executescript(self, *args: Any) -> Any:
+        return self._checked(super().executescript, *args)
+
+    def fetchone(self) -> Any:
+        return self._checked(super().fetchone)
+
+    def fetchmany(self, *args: Any) -> Any:
+        return self._checked(super().fetchmany, *args)
+
+    def fetchall(self) -> Any:
+        return self._checked(super().fetchall)
+
+    def __next__(self) -> Any:
+        return self._checked(super().__next__)
 
 
 def _mtime(path: Path) -> float:
