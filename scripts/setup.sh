@@ -36,5 +36,13 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "== installing ${TORCH_SPEC:-torch==2.13.0} (CPU build)"
   "${pip[@]}" install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
+# llama.cpp's default build targets the build machine's own CPU (GGML_NATIVE), and on
+# machines that report AMX its AMX matrix kernels crash on the first token
+# (SIGSEGV in ggml_backend_amx_mul_mat, seen with llama-cpp-python 0.3.36). A
+# portable AVX2 build runs everywhere x86-64 CI and laptops do, at much the same speed
+# for small models. Set CMAKE_ARGS yourself to build otherwise.
+if [ -z "${CMAKE_ARGS:-}" ] && [ "$(uname -m)" = "x86_64" ]; then
+  export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+fi
 echo "== installing ragqa[$extras]"
 "${pip[@]}" install -q -e ".[$extras]"
