@@ -1,0 +1,229 @@
+"""Ingest throughput: ragqa against the LangChain RAG tutorial's pipeline.
+
+What is measured, for each corpus (the SQuAD paragraphs, the DRCD paragraphs and the
+shared PDFs), in the same run and with the same bundled all-MiniLM-L6-v2 model:
+
+* ``ragqa``: ``KnowledgeBase.create(tmp)`` then ``kb.add_texts(paragraphs)`` (or
+  ``kb.add([pdf folder])``): split (600/100), embed (batch 64), tokenise for BM25,
+  commit to SQLite and write the FAISS and lexical files. Then the same call again on
+  the unchanged corpus ("re-ingest"), as a share of the first.
+* ``tutorial``: ``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)``,
+  a thin ``Embeddings`` wrapper over the same sentence-transformers model with batch
+  size 32 (as ``HuggingFaceEmbeddings`` encodes; ``langchain_huggingface`` itself pins
+  an older ``huggingface_hub``), and ``FAISS.from_documents``. PDFs are read with pypdf,
+  page by page; files pypdf cannot open (encrypted, damaged) are skipped.
+
+Each pipeline runs in its own child process, so its peak RSS is its own. The model is
+loaded and warmed up before the clock starts, on both sides: the times are for
+ingesting, not for loading torch. The two sides cut different chunk sizes, so chunk
+counts differ; the fair throughput ratio is on the same input (paragraphs or pages per
+second), and chunks/s is shown too.
+
+Run from the repository root::
+
+    .venv/bin/python bench/ingest.py                 # all three corpora, a few minutes
+    .venv/bin/python bench/ingest.py --limit 200     # 200 paragraphs per set, quick
+    .venv/bin/python bench/ingest.py --data-dir PATH --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import default_data_dir, load_paragraphs, machine, peak_rss_mb, print_table, run_worker
+
+HERE = Path(__file__).resolve()
+TUTORIAL_BATCH_SIZE = 32  # HuggingFaceEmbeddings leaves encode()'s default of 32
+
+
+def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, Any]:
+    from ragqa import KnowledgeBase
+    from ragqa.lexical import tokenize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase.create(Path(tmp) / "kb")
+        load_started = time.perf_counter()
+        kb.embedder.embed_query("warm up")  # loads torch and the model
+        tokenize("暖身 warm up")  # loads jieba's dictionary
+        model_load_s = time.perf_counter() - load_started
+
+        def ingest() -> tuple[float, Any]:
+            started = time.perf_counter()
+            if corpus == "pdfs":
+                report = kb.add([data_dir / "pdfs"])
+            else:
+                report = kb.add_texts(load_paragraphs(data_dir, corpus, limit))
+            return time.perf_counter() - started, report
+
+        first_s, report = ingest()
+        again_s, again = ingest()
+        ok = [f for f in report.files if f.status != "failed"]
+        result = {
+            "seconds": first_s,
+            "reingest_seconds": again_s,
+            "reingest_unchanged": sum(1 for f in again.files if f.status == "unchanged"),
+            "items": len(ok),
+            "failed": len(report.files) - len(ok),
+            "chunks": len(kb),
+            "pages": sum(f.pages for f in ok),
+            "model_load_s": model_load_s,
+        }
+        kb.close()
+    return result
+
+
+def _tutorial_embeddings() -> Any:
+    from langchain_core.embeddings import Embeddings
+    from sentence_transformers import SentenceTransformer
+
+    from ragqa.embeddings.sentence_transformers import resolve_model_path
+
+    class MiniLMEmbeddings(Embeddings):
+        """What ``HuggingFaceEmbeddings(model_name=...)`` does by default."""
+
+        def __init__(self) -> None:
+            self.model = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"))
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self.model.encode(
+                texts, batch_size=TUTORIAL_BATCH_SIZE, show_progress_bar=False
+            ).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.model.encode([text], show_progress_bar=False)[0].tolist()
+
+    return MiniLMEmbeddings()
+
+
+def _tutorial_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, Any]:
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    load_started = time.perf_counter()
+    embeddings = _tutorial_embeddings()
+    embeddings.embed_query("warm up")
+    model_load_s = time.perf_counter() - load_started
+
+    started = time.perf_counter()
+    failed = 0
+    if corpus == "pdfs":
+        from pypdf import PdfReader
+
+        docs = []
+        for path in sorted((data_dir / "pdfs").glob("*.pdf")):
+            try:  # as PyPDFLoader: one Document per page
+                reader = PdfReader(path)
+                pages = [
+                    Document(page.extract_text() or "", metadata={"source": path.name, "page": i})
+                    for i, page in enumerate(reader.pages)
+                ]
+            except Exception:  # encrypted or damaged: the tutorial has no answer either
+                failed += 1
+                continue
+            docs.extend(pages)
+        items = len({d.metadata["source"] for d in docs})
+        page_count = len(docs)
+    else:
+        paragraphs = load_paragraphs(data_dir, corpus, limit)
+        docs = [Document(text, metadata={"source": s}) for s, text in paragraphs.items()]
+        items, page_count = len(docs), 0
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    chunks = [c for c in splitter.split_documents(docs) if c.page_content.strip()]
+    store = FAISS.from_documents(chunks, embeddings)
+    with tempfile.TemporaryDirectory() as tmp:
+        store.save_local(tmp)  # ragqa's time includes writing its index, so this does too
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "items": items,
+        "failed": failed,
+        "chunks": len(chunks),
+        "pages": page_count,
+        "model_load_s": model_load_s,
+    }
+
+
+def run(data_dir: Path, limit: int | None, corpora: list[str]) -> list[dict[str, Any]]:
+    """Run every pipeline on every corpus, each in a child process."""
+    rows = []
+    for corpus in corpora:
+        for pipeline in ("tutorial", "ragqa"):
+            args = ["--worker", pipeline, "--corpus", corpus, "--data-dir", str(data_dir)]
+            if limit:
+                args += ["--limit", str(limit)]
+            print(f"  {pipeline} on {corpus} ...", file=sys.stderr, flush=True)
+            rows.append({"corpus": corpus, "pipeline": pipeline, **run_worker(HERE, args)})
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    print(f"machine: {machine()}\n")
+    headers = ["corpus", "pipeline", "items", "chunks", "s", "items/s", "chunks/s", "pages/s"]
+    headers += ["peak RSS MB", "re-ingest % of first"]
+    table = []
+    for r in rows:
+        pages = f"{r['pages'] / r['seconds']:.1f}" if r["corpus"] == "pdfs" else "-"
+        reingest = (
+            f"{100 * r['reingest_seconds'] / r['seconds']:.1f}%" if "reingest_seconds" in r else "-"
+        )
+        table.append(
+            [
+                r["corpus"],
+                r["pipeline"],
+                r["items"],
+                r["chunks"],
+                r["seconds"],
+                r["items"] / r["seconds"],
+                r["chunks"] / r["seconds"],
+                pages,
+                r["peak_rss_mb"],
+                reingest,
+            ]
+        )
+    print_table(headers, table)
+    print("\nratio ragqa / tutorial (target: 3x the tutorial's ingest throughput)\n")
+    ratios = []
+    for corpus in dict.fromkeys(r["corpus"] for r in rows):
+        by = {r["pipeline"]: r for r in rows if r["corpus"] == corpus}
+        rq, tu = by["ragqa"], by["tutorial"]
+        ratios.append(
+            [
+                corpus,
+                f"{tu['seconds'] / rq['seconds']:.2f}x",
+                f"{(rq['chunks'] / rq['seconds']) / (tu['chunks'] / tu['seconds']):.2f}x",
+                f"{rq['peak_rss_mb'] / tu['peak_rss_mb']:.2f}x",
+            ]
+        )
+    print_table(["corpus", "same input/s", "chunks/s", "peak RSS"], ratios)
+    print("\n(items = paragraphs, or PDF files read; model load excluded on both sides)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--limit", type=int, default=None, help="paragraphs per question set")
+    parser.add_argument("--corpus", action="append", choices=["squad", "drcd", "pdfs"])
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--worker", choices=["ragqa", "tutorial"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    corpora = args.corpus or ["squad", "drcd", "pdfs"]
+    if args.worker:
+        worker = _ragqa_worker if args.worker == "ragqa" else _tutorial_worker
+        result = worker(corpora[0], args.data_dir, args.limit)
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        return
+    rows = run(args.data_dir, args.limit, corpora)
+    report(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
