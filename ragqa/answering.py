@@ -366,8 +366,10 @@ class _CitationStream:
         partial = _PARTIAL_MARKER.search(ready)
         if partial and len(ready) - partial.start() <= 40:
             ready = ready[: partial.start()]
-        ready = ready.rstrip()
-        cleaned = resolve_citations(ready, self._count)[0].lstrip()
+        # Strip after resolving too: removing a marker can leave whitespace at the
+        # end ("Start \n【7】" -> "Start \n"), and trailing whitespace is only
+        # released once text follows it.
+        cleaned = resolve_citations(ready.rstrip(), self._count)[0].strip()
         return self._release(cleaned)
 
     def finish(self) -> str:
