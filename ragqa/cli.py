@@ -313,6 +313,7 @@ def remove(path: str, kb_dir: Path) -> None:
     show_default=True,
     help="Score all questions, or one fixed half of them.",
 )
+@click.option("--limit", type=int, help="Ask at most N questions (a fixed random sample).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(
     dataset: Path,
@@ -321,6 +322,7 @@ def evaluate(
     k: int,
     answers: bool,
     subset: str,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """Measure retrieval (and answers) on a SQuAD-format DATASET.json."""
@@ -335,6 +337,7 @@ def evaluate(
         k=k,
         answers=answers,
         subset=subset,
+        limit=limit,
     )
     if as_json:
         click.echo(json.dumps(metrics, indent=2))

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import sys
 import time
@@ -65,6 +66,7 @@ def run_eval(
     k: int = 10,
     answers: bool = False,
     subset: str = "all",
+    limit: int | None = None,
     show_progress: bool = True,
 ) -> dict[str, float]:
     """Evaluate retrieval (and optionally answers) on a SQuAD-format file.
@@ -79,6 +81,8 @@ def run_eval(
         answers: also answer each question from its top ``settings.top_k`` hits and
             score the answers against the gold ones.
         subset: ``"all"``, or the ``"tune"`` or ``"holdout"`` half of the questions.
+        limit: ask at most this many questions of the subset, a fixed random sample
+            (seed 0), for quick looks. Every paragraph is still indexed.
         show_progress: draw progress bars on stderr.
 
     Returns:
@@ -98,6 +102,10 @@ def run_eval(
     questions = [q for q in squad.questions if in_subset(q.id, subset)]
     if not questions:
         raise ConfigError(f"{dataset}: no questions in subset {subset!r}")
+    if limit is not None:
+        if limit < 1:
+            raise ConfigError(f"limit must be at least 1, not {limit}")
+        questions = random.Random(0).sample(questions, min(limit, len(questions)))
     kb_dir = kb_dir or default_eval_kb_dir(dataset, settings)
     prefix = dataset.stem
 

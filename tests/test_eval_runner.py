@@ -89,6 +89,14 @@ def test_knowledge_base_is_cached_and_reused(dataset, tmp_path):
     assert default_eval_kb_dir(dataset, settings.replace(chunk_size=300)) != kb_dir
 
 
+def test_limit_asks_a_fixed_sample(dataset, tmp_path):
+    settings = Settings(embedding_model="hashing:64", data_dir=str(tmp_path / "data"))
+    assert run_eval(dataset, settings=settings, limit=2, show_progress=False)["questions"] == 2
+    assert run_eval(dataset, settings=settings, limit=99, show_progress=False)["questions"] == 3
+    with pytest.raises(ConfigError, match="limit must be"):
+        run_eval(dataset, settings=settings, limit=0, show_progress=False)
+
+
 def test_subsets_split_questions_in_two():
     ids = [f"q{i}" for i in range(400)]
     tune = {i for i in ids if in_subset(i, "tune")}
