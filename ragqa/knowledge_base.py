@@ -18,16 +18,15 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragqa.config import Settings
 from ragqa.embeddings import Embedder, get_embedder
-from ragqa.errors import IndexMismatchError, KnowledgeBaseBusyError, LoaderError, RagqaError
-from ragqa.stores import LocalStore, Manifest, NewDocument
-from ragqa.stores.local import text_hash
+from ragqa.errors import IndexMismatchError, LoaderError, RagqaError
+from ragqa.stores import Manifest, NewDocument, Store, create_store, open_store, store_exists
+from ragqa.stores.base import text_hash
 from ragqa.types import Chunk, DocumentInfo, FileResult, Hit, IngestReport, Page
 
 if TYPE_CHECKING:
@@ -44,9 +43,6 @@ log = logging.getLogger(__name__)
 _GROUP_CHUNKS = 512
 # Above this share of [UNK] tokens the embedding model is mostly blind to the text.
 UNK_WARNING_RATIO = 0.05
-# Creating takes a moment, but another process may hold the lock for a whole
-# ingest into a knowledge base it has just created.
-_CREATE_LOCK_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -84,10 +80,12 @@ class KnowledgeBase:
     """A directory of documents you can search and ask questions of.
 
     Create one with :meth:`create`, open an existing one with :meth:`open`. Several
-    knowledge bases can live side by side, each in its own directory.
+    knowledge bases can live side by side, each in its own directory. A location
+    may also name another store (see :mod:`ragqa.stores`), such as Milvus:
+    ``KnowledgeBase.create("milvus:///data/papers.db")``.
     """
 
-    def __init__(self, store: LocalStore, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
         self._store = store
         self._embedder = embedder
         self.settings = settings
@@ -110,7 +108,8 @@ class KnowledgeBase:
 
         Args:
             directory: where to keep it; created if missing, and must not already
-                hold a knowledge base.
+                hold a knowledge base. A store URI such as ``milvus:///kb.db`` works
+                too (see :mod:`ragqa.stores`).
             settings: defaults to ``Settings.from_env()``.
             embedder: defaults to the model named by ``settings.embedding_model``.
         """
@@ -120,16 +119,7 @@ class KnowledgeBase:
             batch_size=settings.embedding_batch_size,
             device=settings.embedding_device,
         )
-        path = Path(directory)
-        if _holds_knowledge_base(path):  # say so now, not after waiting for the lock
-            raise RagqaError(f"{path} already holds a knowledge base; open it instead")
-        path.mkdir(parents=True, exist_ok=True)
-        # Under the writer lock, so that of two processes creating the same
-        # knowledge base at once, one creates it and the other is told it exists.
-        with _directory_lock(path, _CREATE_LOCK_TIMEOUT):
-            store = LocalStore.create(
-                path, embedding_model=embedder.name, dimension=embedder.dimension
-            )
+        store = create_store(directory, embedding_model=embedder.name, dimension=embedder.dimension)
         return cls(store, embedder, settings)
 
     @classmethod
@@ -152,7 +142,7 @@ class KnowledgeBase:
             IndexCorruptError: the directory is damaged.
         """
         settings = settings or Settings.from_env()
-        store = LocalStore.open(Path(directory))
+        store = open_store(directory)
         try:
             wanted = embedder.name if embedder is not None else embedding_model
             if wanted is not None and wanted != store.embedding_model:
@@ -180,11 +170,8 @@ class KnowledgeBase:
         except BaseException:
             store.close()
             raise
-        knowledge_base = cls(
-            store, embedder, settings.replace(embedding_model=store.embedding_model)
-        )
-        knowledge_base._repair_derived_files()
-        return knowledge_base
+        store.recover()
+        return cls(store, embedder, settings.replace(embedding_model=store.embedding_model))
 
     @classmethod
     def open_or_create(
@@ -196,24 +183,45 @@ class KnowledgeBase:
         embedding_model: str | None = None,
     ) -> KnowledgeBase:
         """Open the knowledge base in ``directory``, creating it if there is none."""
-        path = Path(directory)
-        if not _holds_knowledge_base(path):
+        if not store_exists(directory):
             wanted = settings or Settings.from_env()
             if embedding_model:
                 wanted = wanted.replace(embedding_model=embedding_model)
             try:
-                return cls.create(path, settings=wanted, embedder=embedder)
+                return cls.create(directory, settings=wanted, embedder=embedder)
             except RagqaError:
-                if not _holds_knowledge_base(path):
+                if not store_exists(directory):
                     raise
                 # Another process created it since we looked: open theirs.
-        return cls.open(path, settings=settings, embedder=embedder, embedding_model=embedding_model)
+        return cls.open(
+            directory, settings=settings, embedder=embedder, embedding_model=embedding_model
+        )
 
     # ------------------------------------------------------------------ reading
 
     @property
+    def location(self) -> str:
+        """Where the knowledge base is stored: a directory or a store URI."""
+        return self._store.location
+
+    @property
     def directory(self) -> Path:
-        return self._store.directory
+        """The knowledge base's directory (embedded stores only).
+
+        Raises:
+            ConfigError: the knowledge base lives in a server, not in a directory.
+        """
+        directory = getattr(self._store, "directory", None)
+        if directory is None:
+            from ragqa.errors import ConfigError
+
+            raise ConfigError(f"{self.location} is not a directory")
+        return Path(directory)
+
+    @property
+    def store(self) -> Store:
+        """The backend that holds the chunks (see :mod:`ragqa.stores`)."""
+        return self._store
 
     @property
     def embedder(self) -> Embedder:
@@ -339,16 +347,6 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ writing
 
-    @contextmanager
-    def _writing(self, timeout: float) -> Iterator[None]:
-        """Hold the directory's writer lock, then write the derived indexes once."""
-        with _directory_lock(self.directory, timeout):
-            try:
-                self._store.sync_to_catalog()
-                yield
-            finally:
-                self._store.flush()
-
     def add(
         self,
         paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
@@ -416,7 +414,7 @@ class KnowledgeBase:
         results = list(problems)
         total = len(jobs) + len(results)
         notify = progress or (lambda _event: None)
-        with self._writing(lock_timeout):
+        with self._store.writing(lock_timeout):
             group: list[_Pending] = []
             group_chunks = 0
             for source, prepare in jobs:
@@ -563,35 +561,13 @@ class KnowledgeBase:
         The path may be given as it was when ingested; it is resolved the same way.
         """
         source = _source_key(Path(path))
-        with self._writing(lock_timeout):
+        with self._store.writing(lock_timeout):
             if self._store.remove_document(source):
                 return True
             # Also accept the stored source string verbatim (e.g. from documents()).
             return self._store.remove_document(str(path))
 
     # ---------------------------------------------------------------- lifecycle
-
-    def _repair_derived_files(self) -> None:
-        """Write back the index files that opening had to rebuild in memory.
-
-        After a crash between a commit and the index write, or damage to a derived
-        file, the store rebuilds FAISS and BM25 from the catalog; without this every
-        later open would rebuild them again. Done only when no writer is busy (that
-        writer rewrites them when it finishes anyway); in a read-only directory the
-        files stay as they are and searching works from memory.
-        """
-        import sqlite3
-
-        if not self._store.derived_files_stale():
-            return
-        try:
-            with _directory_lock(self.directory, timeout=0):
-                self._store.repair()
-            log.info("%s: rewrote the derived index files from the catalog", self.directory)
-        except KnowledgeBaseBusyError:
-            pass
-        except (OSError, sqlite3.Error) as exc:
-            log.warning("%s: could not rewrite the index files (%s)", self.directory, exc)
 
     def close(self) -> None:
         """Release the catalog connection."""
@@ -604,30 +580,7 @@ class KnowledgeBase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"KnowledgeBase({str(self.directory)!r}, model={self._embedder.name!r})"
-
-
-def _holds_knowledge_base(path: Path) -> bool:
-    return (path / "catalog.sqlite").exists() or (path / "manifest.json").exists()
-
-
-@contextmanager
-def _directory_lock(directory: Path, timeout: float) -> Iterator[None]:
-    """Hold the writer lock of a knowledge-base directory."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(directory / ".lock"))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        raise KnowledgeBaseBusyError(
-            f"knowledge base {directory} is busy: another process is writing to "
-            "it. Try again when it has finished."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
+        return f"KnowledgeBase({self.location!r}, model={self._embedder.name!r})"
 
 
 def _source_key(path: Path) -> str:

@@ -48,7 +48,7 @@ import numpy as np
 from ragqa.config import RETRIEVAL_MODES, Settings
 from ragqa.embeddings import Embedder
 from ragqa.errors import ConfigError
-from ragqa.stores import LocalStore
+from ragqa.stores import Store
 from ragqa.types import Hit
 
 __all__ = [
@@ -290,7 +290,7 @@ class Retriever:
         settings: the defaults; :meth:`search` can take others per call.
     """
 
-    def __init__(self, store: LocalStore, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings

@@ -20,7 +20,6 @@ half-written index is never loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,24 +28,27 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragqa.errors import IndexCorruptError, IndexMismatchError, RagqaError
-from ragqa.types import Chunk, DocumentInfo, Hit
+from ragqa.errors import IndexCorruptError, IndexMismatchError, KnowledgeBaseBusyError, RagqaError
+from ragqa.stores.base import FORMAT_VERSION, Manifest, NewDocument, Store, text_hash
+from ragqa.types import DocumentInfo
 
-__all__ = ["FORMAT_VERSION", "LocalStore", "Manifest", "NewDocument"]
+__all__ = ["FORMAT_VERSION", "LocalStore", "Manifest", "NewDocument", "text_hash"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite"
 VECTORS = "vectors.faiss"
 LEXICAL = "lexical.npz"
+LOCK = ".lock"
+# Creating takes a moment, but another process may hold the lock for a whole
+# ingest into a knowledge base it has just created.
+_CREATE_LOCK_TIMEOUT = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,41 +86,6 @@ CREATE INDEX IF NOT EXISTS chunks_by_text_hash ON chunks(text_hash);
 """
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """What ``manifest.json`` says about a knowledge base."""
-
-    format_version: int
-    embedding_model: str
-    dimension: int
-    documents: int
-    chunks: int
-    generation: int
-    created_at: float
-    updated_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class NewDocument:
-    """A fully processed document, ready to be written in one transaction."""
-
-    source: str
-    content_hash: str
-    pages: int
-    chunks: Sequence[Chunk]
-    vectors: np.ndarray  # (len(chunks), dimension), unit rows
-    tokens: Sequence[Sequence[str]]  # lexical tokens per chunk
-    page_texts: Sequence[tuple[int, str]] = ()  # (page number, normalised text)
-
-
-def text_hash(text: str) -> str:
-    """A short, stable key for a chunk's text, used to reuse its vector."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
@@ -143,16 +110,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class LocalStore:
+class LocalStore(Store):
     """SQLite + FAISS + BM25 in one directory. Not a public API: use KnowledgeBase.
 
-    All methods are thread-safe (Streamlit serves sessions from threads). Writers must
-    hold the knowledge base's file lock; the store itself does not take it, so that
-    the knowledge base can hold it across a whole ingest.
+    All methods are thread-safe (Streamlit serves sessions from threads). Writes go
+    inside :meth:`writing`, which holds the directory's file lock for a whole ingest
+    and writes the derived files once at its end.
     """
+
+    lexical_engine = "ragqa BM25 (lexical.npz)"
 
     def __init__(self, directory: Path, manifest: Manifest, conn: sqlite3.Connection) -> None:
         self.directory = directory
+        self.location = str(directory)
         self._manifest = manifest
         self._conn = conn
         self._lock = threading.RLock()
@@ -166,15 +136,29 @@ class LocalStore:
 
     # ------------------------------------------------------------------ opening
 
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        """Whether ``directory`` holds a knowledge base (complete or damaged)."""
+        return (directory / CATALOG).exists() or (directory / MANIFEST).exists()
+
     @classmethod
     def create(cls, directory: Path, *, embedding_model: str, dimension: int) -> LocalStore:
         """Create an empty store in ``directory`` (which may exist but must be empty).
 
-        The caller must hold the writer lock, so that two processes cannot both
-        create it.
+        Raises:
+            RagqaError: ``directory`` already holds a knowledge base. Of two
+                processes creating the same one at once, one creates it (under the
+                writer lock) and the other gets this error.
         """
+        if cls.exists(directory):  # say so now, not after waiting for the lock
+            raise RagqaError(f"{directory} already holds a knowledge base; open it instead")
         directory.mkdir(parents=True, exist_ok=True)
-        if (directory / MANIFEST).exists() or (directory / CATALOG).exists():
+        with directory_lock(directory, _CREATE_LOCK_TIMEOUT):
+            return cls._create_locked(directory, embedding_model, dimension)
+
+    @classmethod
+    def _create_locked(cls, directory: Path, embedding_model: str, dimension: int) -> LocalStore:
+        if cls.exists(directory):
             raise RagqaError(f"{directory} already holds a knowledge base; open it instead")
         # The catalog is built under a temporary name and renamed into place once
         # complete: a crash part-way must not leave a catalog.sqlite without its
@@ -267,14 +251,6 @@ class LocalStore:
     @property
     def manifest(self) -> Manifest:
         return self._manifest
-
-    @property
-    def embedding_model(self) -> str:
-        return self._manifest.embedding_model
-
-    @property
-    def dimension(self) -> int:
-        return self._manifest.dimension
 
     def close(self) -> None:
         with self._lock:
@@ -493,6 +469,26 @@ class LocalStore:
                 leftover.unlink(missing_ok=True)
             self.flush()
 
+    def recover(self) -> None:
+        """Write back the index files that opening had to rebuild in memory.
+
+        After a crash between a commit and the index write, or damage to a derived
+        file, opening rebuilds FAISS and BM25 from the catalog; without this every
+        later open would rebuild them again. Done only when no writer is busy (that
+        writer rewrites them when it finishes anyway); in a read-only directory the
+        files stay as they are and searching works from memory.
+        """
+        if not self.derived_files_stale():
+            return
+        try:
+            with directory_lock(self.directory, timeout=0):
+                self.repair()
+            log.info("%s: rewrote the derived index files from the catalog", self.directory)
+        except KnowledgeBaseBusyError:
+            pass
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("%s: could not rewrite the index files (%s)", self.directory, exc)
+
     def _leftover_temp_files(self) -> list[Path]:
         # Every atomic write goes through a hidden ".NAME.*.tmp" file (see
         # _atomic_write_bytes and BM25Index.save).
@@ -571,23 +567,6 @@ class LocalStore:
                     out[row[0]] = row[1:]
         return out
 
-    def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
-        """Turn ``(chunk id, score)`` pairs into Hits, keeping their order."""
-        rows = self.chunks_by_id([cid for cid, _ in scored])
-        return [
-            Hit(
-                text=r[0],
-                score=float(score),
-                source=r[1],
-                page=r[2],
-                start=r[3],
-                end=r[4],
-                chunk_id=cid,
-            )
-            for cid, score in scored
-            if (r := rows.get(cid)) is not None
-        ]
-
     def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, in the given order."""
         with self._lock:
@@ -628,6 +607,20 @@ class LocalStore:
             )
 
     # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def writing(self, timeout: float) -> Iterator[None]:
+        """Hold the directory's writer lock; write the derived files once at the end.
+
+        Another process may have committed since this store was opened, so the
+        in-memory indexes are brought up to the catalog first.
+        """
+        with directory_lock(self.directory, timeout):
+            try:
+                self.sync_to_catalog()
+                yield
+            finally:
+                self.flush()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -731,6 +724,29 @@ class LocalStore:
                 if len(ids):
                     self._index.add_with_ids(vectors, ids)
                     self._lexical.add(ids.tolist(), tokens)
+
+
+@contextmanager
+def directory_lock(directory: Path, timeout: float) -> Iterator[None]:
+    """Hold the writer lock of a knowledge-base directory.
+
+    Raises:
+        KnowledgeBaseBusyError: another process held it for ``timeout`` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(directory / LOCK))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise KnowledgeBaseBusyError(
+            f"knowledge base {directory} is busy: another process is writing to "
+            "it. Try again when it has finished."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _tokenizer_version() -> int:
