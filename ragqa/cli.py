@@ -45,13 +45,17 @@ class _Group(click.Group):
 
 
 def kb_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    # --kb and --store are one option: a directory, or a store URI such as
+    # milvus:///path/kb.db or milvus://host:19530/name (see ragqa.stores).
     return click.option(
         "--kb",
+        "--store",
         "kb_dir",
-        envvar="RAGQA_KB_DIR",
+        envvar=["RAGQA_STORE", "RAGQA_KB_DIR"],
         required=True,
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Knowledge-base directory (env RAGQA_KB_DIR).",
+        metavar="DIR|URI",
+        help="Knowledge base: a directory, or a store URI such as milvus:///kb.db or "
+        "milvus://host:19530/name (env RAGQA_STORE or RAGQA_KB_DIR).",
     )(func)
 
 
@@ -83,7 +87,7 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def ingest(
     paths: tuple[Path, ...],
-    kb_dir: Path,
+    kb_dir: str,
     pdf_password: str | None,
     embedding_model: str | None,
     chunk_size: int | None,
@@ -174,7 +178,7 @@ def hit_to_dict(hit: Hit, rank: int) -> dict[str, Any]:
 @click.option("-k", "--top-k", "k", type=int, help="How many hits (env RAGQA_TOP_K).")
 @click.option("--mode", type=click.Choice(RETRIEVAL_MODES), help="Retrieval mode.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query: str, kb_dir: Path, k: int | None, mode: str | None, as_json: bool) -> None:
+def search(query: str, kb_dir: str, k: int | None, mode: str | None, as_json: bool) -> None:
     """Find the passages that best match QUERY."""
     settings = _settings(top_k=k, retrieval_mode=mode)
     with KnowledgeBase.open(kb_dir, settings=settings) as kb:
@@ -203,7 +207,7 @@ def search(query: str, kb_dir: Path, k: int | None, mode: str | None, as_json: b
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def ask(
     question: str,
-    kb_dir: Path,
+    kb_dir: str,
     llm: str | None,
     llm_model: str | None,
     llm_base_url: str | None,
@@ -262,20 +266,25 @@ def print_sources(answer: Any) -> None:
 @cli.command()
 @kb_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def info(kb_dir: Path, as_json: bool) -> None:
+def info(kb_dir: str, as_json: bool) -> None:
     """Show a knowledge base's manifest and documents."""
     with KnowledgeBase.open(kb_dir) as kb:
         manifest = kb.manifest
         documents = kb.documents()
+        backend = kb.store.describe()
     if as_json:
         payload = {
             "directory": str(kb_dir),
+            "store": backend,
             "manifest": manifest.to_dict(),
             "documents": [asdict(d) for d in documents],
         }
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     click.echo(f"Knowledge base: {kb_dir}")
+    for key, value in backend.items():
+        if key != "location":
+            click.echo(f"  {key:<16} {value}")
     click.echo(f"  format version   {manifest.format_version}")
     click.echo(f"  embedding model  {manifest.embedding_model} ({manifest.dimension} dims)")
     click.echo(f"  documents        {manifest.documents}")
@@ -287,7 +296,7 @@ def info(kb_dir: Path, as_json: bool) -> None:
 @cli.command()
 @click.argument("path")
 @kb_option
-def remove(path: str, kb_dir: Path) -> None:
+def remove(path: str, kb_dir: str) -> None:
     """Remove a document (by the path it was ingested from)."""
     with KnowledgeBase.open(kb_dir) as kb:
         if not kb.remove(path):
@@ -299,9 +308,11 @@ def remove(path: str, kb_dir: Path) -> None:
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--kb",
+    "--store",
     "kb_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Knowledge base to build or reuse (default: a cache under DATA_DIR/eval).",
+    metavar="DIR|URI",
+    help="Knowledge base to build or reuse, a directory or a store URI "
+    "(default: a cache under DATA_DIR/eval).",
 )
 @click.option("--mode", type=click.Choice(RETRIEVAL_MODES), help="Retrieval mode.")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Chunks per question.")
@@ -317,7 +328,7 @@ def remove(path: str, kb_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(
     dataset: Path,
-    kb_dir: Path | None,
+    kb_dir: str | None,
     mode: str | None,
     k: int,
     answers: bool,

@@ -86,6 +86,10 @@ class Settings:
     # Where the UI keeps its knowledge bases, and the CLI's default --kb.
     data_dir: str = field(default_factory=_default_data_dir)
     kb_dir: str = ""
+    # The CLI's default store location (same as --store / --kb): a directory, or a
+    # URI such as milvus:///path/kb.db or milvus://host:19530/name (ragqa.stores).
+    store: str = ""
+    milvus_token: str = field(default="", repr=False)  # "user:password" or an API key
 
     def __post_init__(self) -> None:
         if self.chunk_size < 50:
@@ -156,8 +160,9 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked, safe to show or log."""
         out = dataclasses.asdict(self)
-        if out["llm_api_key"]:
-            out["llm_api_key"] = mask_secret(out["llm_api_key"])
+        for secret in ("llm_api_key", "milvus_token"):
+            if out[secret]:
+                out[secret] = mask_secret(out[secret])
         return out
 
 

@@ -61,7 +61,7 @@ def run_eval(
     dataset: Path,
     *,
     settings: Settings,
-    kb_dir: Path | None = None,
+    kb_dir: str | Path | None = None,
     mode: str | None = None,
     k: int = 10,
     answers: bool = False,
@@ -74,8 +74,9 @@ def run_eval(
     Args:
         dataset: the ``.json`` file.
         settings: embedding model, chunking, retrieval and answering settings.
-        kb_dir: a knowledge base to build or reuse; defaults to a cache directory
-            under ``settings.data_dir``. Unchanged paragraphs are not re-embedded.
+        kb_dir: a knowledge base to build or reuse, a directory or a store URI
+            (``milvus:///eval.db``); defaults to a cache directory under
+            ``settings.data_dir``. Unchanged paragraphs are not re-embedded.
         mode: retrieval mode; defaults to ``settings.retrieval_mode``.
         k: how many chunks to retrieve per question (at least 10 for recall@10).
         answers: also answer each question from its top ``settings.top_k`` hits and

@@ -25,9 +25,16 @@ from typing import TYPE_CHECKING, Any
 from ragqa.config import Settings
 from ragqa.embeddings import Embedder, get_embedder
 from ragqa.errors import IndexMismatchError, LoaderError, RagqaError
+from ragqa.ingestion import (
+    PreparedDocument,
+    collect_files,
+    prepare_text,
+    read_file,
+    source_key,
+)
 from ragqa.stores import Manifest, NewDocument, Store, create_store, open_store, store_exists
 from ragqa.stores.base import text_hash
-from ragqa.types import Chunk, DocumentInfo, FileResult, Hit, IngestReport, Page
+from ragqa.types import DocumentInfo, FileResult, Hit, IngestReport
 
 if TYPE_CHECKING:
     from ragqa.answering import Answer
@@ -62,18 +69,6 @@ class IngestProgress:
 
 
 ProgressCallback = Callable[[IngestProgress], None]
-
-
-@dataclass
-class _Pending:
-    """A file that has been read and split, waiting for its group to be embedded."""
-
-    source: str
-    content_hash: str
-    status: str  # "added" or "replaced"
-    pages: int
-    chunks: list[Chunk]
-    page_texts: tuple[tuple[int, str], ...] = ()
 
 
 class KnowledgeBase:
@@ -119,7 +114,12 @@ class KnowledgeBase:
             batch_size=settings.embedding_batch_size,
             device=settings.embedding_device,
         )
-        store = create_store(directory, embedding_model=embedder.name, dimension=embedder.dimension)
+        store = create_store(
+            directory,
+            embedding_model=embedder.name,
+            dimension=embedder.dimension,
+            token=settings.milvus_token,
+        )
         return cls(store, embedder, settings)
 
     @classmethod
@@ -142,7 +142,7 @@ class KnowledgeBase:
             IndexCorruptError: the directory is damaged.
         """
         settings = settings or Settings.from_env()
-        store = open_store(directory)
+        store = open_store(directory, token=settings.milvus_token)
         try:
             wanted = embedder.name if embedder is not None else embedding_model
             if wanted is not None and wanted != store.embedding_model:
@@ -183,14 +183,15 @@ class KnowledgeBase:
         embedding_model: str | None = None,
     ) -> KnowledgeBase:
         """Open the knowledge base in ``directory``, creating it if there is none."""
-        if not store_exists(directory):
+        token = (settings or Settings.from_env()).milvus_token
+        if not store_exists(directory, token=token):
             wanted = settings or Settings.from_env()
             if embedding_model:
                 wanted = wanted.replace(embedding_model=embedding_model)
             try:
                 return cls.create(directory, settings=wanted, embedder=embedder)
             except RagqaError:
-                if not store_exists(directory):
+                if not store_exists(directory, token=token):
                     raise
                 # Another process created it since we looked: open theirs.
         return cls.open(
@@ -372,13 +373,14 @@ class KnowledgeBase:
         """
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
-        files, problems = _collect_files(paths)
-        jobs = [
-            (source, functools.partial(self._prepare_file, path, source, pdf_password))
-            for path in files
-            if (source := _source_key(path))
-        ]
-        return self._ingest(jobs, problems, progress, lock_timeout)
+        files, problems = collect_files(paths)
+
+        def read(path: Path) -> PreparedDocument | FileResult:
+            stored = self._store.document(source_key(path))
+            return read_file(path, self.settings, password=pdf_password, stored=stored)
+
+        jobs = [(source_key(path), functools.partial(read, path)) for path in files]
+        return self._ingest(jobs, len(jobs), problems, progress, lock_timeout)
 
     def add_texts(
         self,
@@ -396,15 +398,50 @@ class KnowledgeBase:
             >>> kb.add_texts({"faq/warranty": "The warranty lasts two years."})  # doctest: +SKIP
             IngestReport(files=(FileResult(source='faq/warranty', status='added', ...
         """
-        items = texts.items() if isinstance(texts, Mapping) else texts
-        jobs = [
-            (source, functools.partial(self._prepare_text, source, text)) for source, text in items
-        ]
-        return self._ingest(jobs, [], progress, lock_timeout)
+        items = list(texts.items() if isinstance(texts, Mapping) else texts)
+
+        def read(source: str, text: str) -> PreparedDocument | FileResult:
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            stored = self._store.document(source)
+            if stored is not None and stored.content_hash == digest:
+                return FileResult(source, "unchanged", stored.chunks, stored.pages)
+            try:
+                return prepare_text(source, text, self.settings)
+            except LoaderError as exc:
+                return FileResult(source, "failed", error=str(exc), reason=exc.reason)
+
+        jobs = [(source, functools.partial(read, source, text)) for source, text in items]
+        return self._ingest(jobs, len(jobs), [], progress, lock_timeout)
+
+    def add_prepared(
+        self,
+        outcomes: Iterable[PreparedDocument | FileResult],
+        *,
+        total: int = 0,
+        progress: ProgressCallback | None = None,
+        lock_timeout: float = 60.0,
+    ) -> IngestReport:
+        """Store documents that were read (and perhaps embedded) elsewhere.
+
+        This is how a distributed ingest (``ingest/ray_ingest.py``) writes what its
+        workers produced: each item is a :class:`~ragqa.ingestion.PreparedDocument`
+        from :func:`ragqa.ingestion.read_file`, with vectors if a worker embedded
+        it (else it is embedded here), or the :class:`FileResult` of a file that was
+        unchanged or failed. Items are consumed as they come, in bounded groups.
+
+        Args:
+            outcomes: the items, in any order; an iterator is fine.
+            total: how many items to expect, for progress reports (0: unknown).
+            progress: called as documents are stored.
+            lock_timeout: seconds to wait if another process is writing.
+        """
+        jobs = ((item.source, functools.partial(lambda x: x, item)) for item in outcomes)
+        return self._ingest(jobs, total, [], progress, lock_timeout)
 
     def _ingest(
         self,
-        jobs: Sequence[tuple[str, Callable[[], _Pending | FileResult]]],
+        jobs: Iterable[tuple[str, Callable[[], PreparedDocument | FileResult]]],
+        total: int,
         problems: list[FileResult],
         progress: ProgressCallback | None,
         lock_timeout: float,
@@ -412,10 +449,10 @@ class KnowledgeBase:
         """Prepare each job, embed them in bounded groups and commit group by group."""
         started = time.perf_counter()
         results = list(problems)
-        total = len(jobs) + len(results)
+        total += len(results)
         notify = progress or (lambda _event: None)
         with self._store.writing(lock_timeout):
-            group: list[_Pending] = []
+            group: list[PreparedDocument] = []
             group_chunks = 0
             for source, prepare in jobs:
                 notify(IngestProgress(source, "reading", len(results), total))
@@ -433,66 +470,16 @@ class KnowledgeBase:
         warnings = self._coverage_warning(results)
         return IngestReport(tuple(results), time.perf_counter() - started, tuple(warnings))
 
-    def _prepare_text(self, source: str, text: str) -> _Pending | FileResult:
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        stored = self._store.document(source)
-        if stored is not None and stored.content_hash == digest:
-            return FileResult(source, "unchanged", stored.chunks, stored.pages)
-        from ragqa.normalize import normalize_text
-
-        page = Page(source, 1, normalize_text(text), digest)
-        chunks = self._split([page])
-        if not chunks:
-            return FileResult(source, "failed", error=f"{source}: no text", reason="empty")
-        status = "added" if stored is None else "replaced"
-        return _Pending(source, digest, status, 1, chunks, ((1, page.text),))
-
-    def _prepare_file(
-        self, path: Path, source: str, pdf_password: str | None
-    ) -> _Pending | FileResult:
-        """Read and split one file, or say why it is unchanged or failed."""
-        try:
-            digest = _file_hash(path)
-            stored = self._store.document(source)
-            if stored is not None and stored.content_hash == digest:
-                return FileResult(source, "unchanged", stored.chunks, stored.pages)
-            from ragqa.loaders import load_document
-
-            pages = load_document(path, password=pdf_password, settings=self.settings)
-            chunks = self._split(pages)
-            if not chunks:
-                raise LoaderError(source, "no text to index", reason="no_text")
-        except LoaderError as exc:
-            return FileResult(source, "failed", error=str(exc), reason=exc.reason)
-        except OSError as exc:
-            return FileResult(source, "failed", error=f"{source}: {exc.strerror}", reason="io")
-        except Exception as exc:  # a bug, not bad input: keep the batch going, but log it
-            log.exception("unexpected error while reading %s", source)
-            return FileResult(
-                source, "failed", error=f"{source}: internal error: {exc!r}", reason="internal"
-            )
-        status = "added" if stored is None else "replaced"
-        page_texts = tuple((page.page, page.text) for page in pages)
-        return _Pending(source, digest, status, len(pages), chunks, page_texts)
-
-    def _split(self, pages: Sequence[Page]) -> list[Chunk]:
-        from ragqa.splitting import split_pages
-
-        return split_pages(
-            pages,
-            chunk_size=self.settings.chunk_size,
-            chunk_overlap=self.settings.chunk_overlap,
-        )
-
     def _store_group(
-        self, group: list[_Pending], notify: ProgressCallback, done: int, total: int
+        self, group: list[PreparedDocument], notify: ProgressCallback, done: int, total: int
     ) -> list[FileResult]:
-        """Embed a group of files together, then commit them in one transaction."""
+        """Embed a group of documents together (those without vectors), then store
+        them in one write."""
         if not group:
             return []
         from ragqa.lexical import tokenize
 
-        texts = [chunk.text for item in group for chunk in item.chunks]
+        texts = [chunk.text for item in group if item.vectors is None for chunk in item.chunks]
         known = self._store.known_vectors(text_hash(t) for t in texts)
         missing = [t for t in dict.fromkeys(texts) if text_hash(t) not in known]
         label = group[0].source if len(group) == 1 else f"{len(group)} files"
@@ -507,13 +494,18 @@ class KnowledgeBase:
 
         import numpy as np
 
+        statuses = [
+            "added" if self._store.document(item.source) is None else "replaced" for item in group
+        ]
         documents = [
             NewDocument(
                 source=item.source,
                 content_hash=item.content_hash,
                 pages=item.pages,
                 chunks=item.chunks,
-                vectors=np.vstack([known[text_hash(c.text)] for c in item.chunks]),
+                vectors=item.vectors
+                if item.vectors is not None
+                else np.vstack([known[text_hash(c.text)] for c in item.chunks]),
                 tokens=[tokenize(c.text) for c in item.chunks],
                 page_texts=item.page_texts,
             )
@@ -521,8 +513,8 @@ class KnowledgeBase:
         ]
         self._store.write_documents(documents)
         results = []
-        for item in group:
-            result = FileResult(item.source, item.status, len(item.chunks), item.pages)
+        for item, status in zip(group, statuses, strict=True):
+            result = FileResult(item.source, status, len(item.chunks), item.pages)
             results.append(result)
             notify(IngestProgress(item.source, "done", done + len(results), total, 1.0, result))
         return results
@@ -560,7 +552,7 @@ class KnowledgeBase:
 
         The path may be given as it was when ingested; it is resolved the same way.
         """
-        source = _source_key(Path(path))
+        source = source_key(path)
         with self._store.writing(lock_timeout):
             if self._store.remove_document(source):
                 return True
@@ -581,67 +573,3 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase({self.location!r}, model={self._embedder.name!r})"
-
-
-def _source_key(path: Path) -> str:
-    """How a file is identified in a knowledge base: its absolute path."""
-    return str(Path(path).expanduser().resolve())
-
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _collect_files(
-    paths: Iterable[str | os.PathLike[str]],
-) -> tuple[list[Path], list[FileResult]]:
-    """Expand folders into files, in a stable order, and report what cannot be used.
-
-    A file named explicitly with an unsupported extension is a failure; inside a
-    folder, such files (images, spreadsheets) are skipped silently, as are hidden ones.
-    """
-    from ragqa.loaders import SUPPORTED_EXTENSIONS, is_supported
-
-    files: list[Path] = []
-    problems: list[FileResult] = []
-    seen: set[Path] = set()
-    for given in paths:
-        path = Path(given).expanduser()
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and is_supported(p)
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.is_file():
-            if not is_supported(path):
-                problems.append(
-                    FileResult(
-                        _source_key(path),
-                        "failed",
-                        error=f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
-                        f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}",
-                        reason="unsupported",
-                    )
-                )
-                continue
-            found = [path]
-        else:
-            problems.append(
-                FileResult(
-                    str(path), "failed", error=f"{path}: no such file or folder", reason="not_found"
-                )
-            )
-            continue
-        for item in found:
-            key = item.resolve()
-            if key not in seen:
-                seen.add(key)
-                files.append(item)
-    return files, problems

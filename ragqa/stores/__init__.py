@@ -55,18 +55,21 @@ def parse_location(location: str | os.PathLike[str]) -> tuple[str, str]:
     return backend, rest
 
 
-def store_exists(location: str | os.PathLike[str]) -> bool:
-    """Whether a knowledge base is already stored at ``location``."""
+def store_exists(location: str | os.PathLike[str], *, token: str = "") -> bool:
+    """Whether a knowledge base is already stored at ``location``.
+
+    ``token`` authenticates to a Milvus server (``Settings.milvus_token``).
+    """
     backend, rest = parse_location(location)
     if backend == "local":
         return LocalStore.exists(Path(rest).expanduser())
     from ragqa.stores.milvus import MilvusStore
 
-    return MilvusStore.exists(rest)
+    return MilvusStore.exists(rest, token=token)
 
 
 def create_store(
-    location: str | os.PathLike[str], *, embedding_model: str, dimension: int
+    location: str | os.PathLike[str], *, embedding_model: str, dimension: int, token: str = ""
 ) -> Store:
     """Create an empty store at ``location`` for vectors of ``embedding_model``."""
     backend, rest = parse_location(location)
@@ -76,14 +79,16 @@ def create_store(
         )
     from ragqa.stores.milvus import MilvusStore
 
-    return MilvusStore.create(rest, embedding_model=embedding_model, dimension=dimension)
+    return MilvusStore.create(
+        rest, embedding_model=embedding_model, dimension=dimension, token=token
+    )
 
 
-def open_store(location: str | os.PathLike[str]) -> Store:
+def open_store(location: str | os.PathLike[str], *, token: str = "") -> Store:
     """Open the store at ``location``, checking that its parts belong together."""
     backend, rest = parse_location(location)
     if backend == "local":
         return LocalStore.open(Path(rest).expanduser())
     from ragqa.stores.milvus import MilvusStore
 
-    return MilvusStore.open(rest)
+    return MilvusStore.open(rest, token=token)

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -726,22 +726,31 @@ class LocalStore(Store):
                     self._lexical.add(ids.tolist(), tokens)
 
 
-@contextmanager
-def directory_lock(directory: Path, timeout: float) -> Iterator[None]:
+def directory_lock(directory: Path, timeout: float) -> AbstractContextManager[None]:
     """Hold the writer lock of a knowledge-base directory.
 
     Raises:
         KnowledgeBaseBusyError: another process held it for ``timeout`` seconds.
     """
+    return file_lock(directory / LOCK, timeout, what=f"knowledge base {directory}")
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float, *, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) across processes.
+
+    Raises:
+        KnowledgeBaseBusyError: another process held it for ``timeout`` seconds;
+            the message names ``what`` is busy.
+    """
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(directory / LOCK))
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=timeout)
     except Timeout:
         raise KnowledgeBaseBusyError(
-            f"knowledge base {directory} is busy: another process is writing to "
-            "it. Try again when it has finished."
+            f"{what} is busy: another process is writing to it. Try again when it has finished."
         ) from None
     try:
         yield
