@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,22 +28,18 @@ from ragqa import KnowledgeBase, RagqaError, Settings
 from ragqa.cli import EXIT_ERROR, EXIT_PARTIAL, print_report, report_to_dict, run_ingest
 
 
-def prune_missing(kb: KnowledgeBase, folder: Path) -> list[str]:
-    """Remove stored documents under ``folder`` whose files no longer exist."""
-    root = folder.expanduser().resolve()
-    removed = []
-    for doc in kb.documents():
-        path = Path(doc.source)
-        if path.is_relative_to(root) and not path.exists():
-            kb.remove(doc.source)
-            removed.append(doc.source)
-    return removed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="Folder tree to ingest.")
-    parser.add_argument("--kb", required=True, type=Path, help="Knowledge-base directory.")
+    parser.add_argument(
+        "--kb",
+        "--store",
+        dest="kb",
+        default=os.environ.get("RAGQA_STORE") or os.environ.get("RAGQA_KB_DIR"),
+        required=not (os.environ.get("RAGQA_STORE") or os.environ.get("RAGQA_KB_DIR")),
+        help="Knowledge base: a directory or a store URI such as milvus:///kb.db "
+        "(env RAGQA_STORE or RAGQA_KB_DIR).",
+    )
     parser.add_argument("--pdf-password", help="Password for encrypted PDFs.")
     parser.add_argument(
         "--prune", action="store_true", help="Remove documents whose files are gone."
@@ -57,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with KnowledgeBase.open_or_create(args.kb, settings=Settings.from_env()) as kb:
             report = run_ingest(kb, [args.folder], pdf_password=args.pdf_password, quiet=args.quiet)
-            pruned = prune_missing(kb, args.folder) if args.prune else []
+            pruned = kb.remove_missing(args.folder) if args.prune else []
     except RagqaError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_ERROR

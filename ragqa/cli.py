@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,10 @@ def ingest(
         sys.exit(EXIT_PARTIAL)
 
 
-def run_ingest(
-    kb: KnowledgeBase, paths: list[Path], *, pdf_password: str | None, quiet: bool
-) -> IngestReport:
-    """Ingest with a tqdm bar on stderr (shared by the CLI and ``ingest/`` scripts)."""
+@contextmanager
+def ingest_progress(quiet: bool) -> Iterator[Callable[[IngestProgress], None]]:
+    """A tqdm bar on stderr, as a progress callback for an ingest; failed files are
+    printed above it as they happen (shared by the CLI and the ``ingest/`` scripts)."""
     from tqdm import tqdm
 
     bar = tqdm(total=0, unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True)
@@ -134,9 +135,17 @@ def run_ingest(
         bar.refresh()
 
     try:
-        return kb.add(paths, pdf_password=pdf_password, progress=on_progress)
+        yield on_progress
     finally:
         bar.close()
+
+
+def run_ingest(
+    kb: KnowledgeBase, paths: list[Path], *, pdf_password: str | None, quiet: bool
+) -> IngestReport:
+    """``kb.add`` with a progress bar on stderr."""
+    with ingest_progress(quiet) as on_progress:
+        return kb.add(paths, pdf_password=pdf_password, progress=on_progress)
 
 
 def print_report(report: IngestReport) -> None:

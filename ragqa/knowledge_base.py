@@ -559,6 +559,21 @@ class KnowledgeBase:
             # Also accept the stored source string verbatim (e.g. from documents()).
             return self._store.remove_document(str(path))
 
+    def remove_missing(self, folder: str | os.PathLike[str]) -> list[str]:
+        """Remove the stored documents under ``folder`` whose files no longer exist.
+
+        What a nightly job runs after ingesting the folder, so that deleted files
+        leave the knowledge base too. Returns the removed sources.
+        """
+        root = Path(source_key(folder))
+        removed = []
+        for doc in self.documents():
+            path = Path(doc.source)
+            if path.is_relative_to(root) and not path.exists():
+                self.remove(doc.source)
+                removed.append(doc.source)
+        return removed
+
     # ---------------------------------------------------------------- lifecycle
 
     def close(self) -> None:

@@ -67,6 +67,7 @@ _PAGE_PART_CHARS = _MAX_VARCHAR // 4
 _SOURCE_BYTES = 4_096
 # Filter expressions list ids; keep each one well inside Milvus's expression limit.
 _BATCH = 500
+_QUERY_WINDOW = 16_384  # the most rows one Milvus query returns
 _BM25_K1, _BM25_B = 1.2, 0.75  # as ragqa.lexical.BM25Index
 # The catalog needs no vectors, but every Milvus collection must have one.
 _PLACEHOLDER = [0.0, 0.0]
@@ -117,7 +118,7 @@ def _client(uri: str, token: str, location: str) -> Any:
             "pip install 'ragqa[milvus]'"
         ) from None
     # Milvus Lite has no server-side timestamp for iterators, and pymilvus warns
-    # so on every catalog listing; the client-side one it falls back to is right.
+    # so; the client-side one it falls back to is right.
     logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
     try:
         return MilvusClient(uri=uri, token=token, timeout=30)
@@ -260,7 +261,21 @@ class MilvusStore(Store):
         return changed
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
-        """Every row matching ``expr``, in pages (a plain query stops at 16,384)."""
+        """Every row matching ``expr``.
+
+        One query returns at most 16,384 rows, so larger results go through an
+        iterator. Small ones do not: an iterator first asks the server for a
+        timestamp, which Milvus Lite answers only after a second of retries.
+        """
+        counted = self._client.query(collection, filter=expr, output_fields=["count(*)"])
+        count = int(counted[0]["count(*)"]) if counted else 0
+        if count == 0:
+            return
+        if count <= _QUERY_WINDOW:
+            yield from self._client.query(
+                collection, filter=expr, output_fields=fields, limit=count
+            )
+            return
         iterator = self._client.query_iterator(
             collection, batch_size=1000, filter=expr, output_fields=fields
         )
