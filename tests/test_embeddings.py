@@ -37,6 +37,24 @@ def test_embed_batches_and_normalises():
     assert embedder.embed([]).shape == (0, 32)
 
 
+def test_embed_sorts_by_length_into_batches_and_keeps_the_order():
+    batches = []
+
+    class Recording(HashingEmbedder):
+        def embed_batch(self, texts):
+            batches.append([len(t) for t in texts])
+            return super().embed_batch(texts)
+
+    embedder = Recording(16)
+    embedder.batch_size = 3
+    texts = ["a" * n + " word" for n in (5, 40, 1, 30, 12, 3, 25)]
+    vectors = embedder.embed(texts)
+    flat = [n for batch in batches for n in batch]
+    assert flat == sorted(flat, reverse=True)  # similar lengths share a batch
+    for text, vector in zip(texts, vectors, strict=True):
+        np.testing.assert_allclose(vector, HashingEmbedder(16).embed_query(text), atol=1e-6)
+
+
 def test_hashing_embedder_is_deterministic_and_similarity_aware():
     e = HashingEmbedder(64)
     a, b, c = e.embed(["the oolong tea of Taiwan", "oolong tea from Taiwan", "Jupiter's storm"])

@@ -15,7 +15,7 @@ from ragqa.errors import ConfigError
 __all__ = ["Embedder", "HashingEmbedder", "get_embedder"]
 
 
-def get_embedder(spec: str, *, batch_size: int = 64, device: str = "") -> Embedder:
+def get_embedder(spec: str, *, batch_size: int = 16, device: str = "") -> Embedder:
     """Create the embedder a config string names.
 
     Example:

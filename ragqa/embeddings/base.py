@@ -20,7 +20,7 @@ class Embedder(ABC):
 
     name: str
     dimension: int
-    batch_size: int = 64
+    batch_size: int = 16
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -46,12 +46,18 @@ class Embedder(ABC):
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = []
+        # Length bucketing: a batch is padded to its longest text, so batches of
+        # similar lengths waste little work on padding. Texts are embedded longest
+        # first (the biggest batch shows at once whether memory suffices) and put
+        # back in their order at the end.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
-            parts.append(self.embed_batch(texts[start : start + self.batch_size]))
+            batch = order[start : start + self.batch_size]
+            out[batch] = self.embed_batch([texts[i] for i in batch])
             if progress is not None:
                 progress(min(start + self.batch_size, len(texts)))
-        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+        return out
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query into a ``(dimension,)`` vector."""

@@ -97,7 +97,7 @@ class SentenceTransformerEmbedder(Embedder):
     """
 
     def __init__(
-        self, model: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 64, device: str = ""
+        self, model: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 16, device: str = ""
     ) -> None:
         self.name = model
         self.batch_size = batch_size
