@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ragqa.config import Settings
 from ragqa.embeddings import Embedder, get_embedder
 from ragqa.errors import IndexMismatchError, LoaderError, RagqaError
@@ -85,6 +87,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self.settings = settings
         self._unk_warned = False
+        self._coverage_counts = (0.0, 0.0)  # [UNK] and all tokens stored by this ingest
         from ragqa.retrieval import Retriever
 
         self._retriever = Retriever(store, embedder, settings)
@@ -490,27 +493,38 @@ class KnowledgeBase:
         if missing:
             fresh = self._embedder.embed(missing, progress=embedded)
             known.update((text_hash(t), v) for t, v in zip(missing, fresh, strict=True))
-        self._sample_for_coverage(missing)
-
-        import numpy as np
+        # Every chunk's [UNK] count, stored for retrieval and summed for the
+        # coverage warning; one batched tokenizer call, a fraction of embedding.
+        all_texts = [chunk.text for item in group for chunk in item.chunks]
+        counts = self._embedder.unknown_token_counts(all_texts)
+        if counts is not None:
+            unknown, tokens = self._coverage_counts
+            self._coverage_counts = (unknown + counts[0].sum(), tokens + counts[1].sum())
+            shares = np.divide(
+                counts[0], counts[1], out=np.zeros(len(all_texts)), where=counts[1] > 0
+            )
 
         statuses = [
             "added" if self._store.document(item.source) is None else "replaced" for item in group
         ]
-        documents = [
-            NewDocument(
-                source=item.source,
-                content_hash=item.content_hash,
-                pages=item.pages,
-                chunks=item.chunks,
-                vectors=item.vectors
-                if item.vectors is not None
-                else np.vstack([known[text_hash(c.text)] for c in item.chunks]),
-                tokens=[tokenize(c.text) for c in item.chunks],
-                page_texts=item.page_texts,
+        documents, offset = [], 0
+        for item in group:
+            end = offset + len(item.chunks)
+            documents.append(
+                NewDocument(
+                    source=item.source,
+                    content_hash=item.content_hash,
+                    pages=item.pages,
+                    chunks=item.chunks,
+                    vectors=item.vectors
+                    if item.vectors is not None
+                    else np.vstack([known[text_hash(c.text)] for c in item.chunks]),
+                    tokens=[tokenize(c.text) for c in item.chunks],
+                    page_texts=item.page_texts,
+                    unknown_shares=None if counts is None else shares[offset:end].tolist(),
+                )
             )
-            for item in group
-        ]
+            offset = end
         self._store.write_documents(documents)
         results = []
         for item, status in zip(group, statuses, strict=True):
@@ -519,22 +533,14 @@ class KnowledgeBase:
             notify(IngestProgress(item.source, "done", done + len(results), total, 1.0, result))
         return results
 
-    # The coverage check runs on what was embedded in this call, sampled so that it
-    # costs a few milliseconds even for a large ingest.
-    def _sample_for_coverage(self, texts: Sequence[str]) -> None:
-        sample = getattr(self, "_coverage_sample", [])
-        room = 256 - len(sample)
-        if room > 0:
-            sample.extend(texts[:room])
-        self._coverage_sample = sample
-
     def _coverage_warning(self, results: Sequence[FileResult]) -> list[str]:
-        sample = getattr(self, "_coverage_sample", [])
-        self._coverage_sample = []
-        if self._unk_warned or not sample or not any(r.chunks for r in results):
+        """Warn once per knowledge base object when the model cannot read the text."""
+        unknown, total = self._coverage_counts
+        self._coverage_counts = (0.0, 0.0)
+        if self._unk_warned or not total or not any(r.chunks for r in results):
             return []
-        ratio = self._embedder.unknown_token_ratio(sample)
-        if ratio is None or ratio < UNK_WARNING_RATIO:
+        ratio = unknown / total
+        if ratio < UNK_WARNING_RATIO:
             return []
         self._unk_warned = True
         message = (

@@ -45,10 +45,14 @@ class KeywordEmbedder(Embedder):
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return np.array([[1.0, 0.0] if "~" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
 
-    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
-        if self.chunk_unknown is not None and any("gamma" in t for t in texts):
-            return self.chunk_unknown
-        return self.unknown
+    def unknown_token_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.unknown is None:
+            return None
+        shares = [
+            self.chunk_unknown if self.chunk_unknown is not None and "gamma" in t else self.unknown
+            for t in texts
+        ]
+        return np.array(shares) * 10, np.full(len(texts), 10.0)
 
 
 # Lexically, "alpha ~" matches A best (three times); densely, it is identical to
@@ -251,3 +255,23 @@ def test_mmr_compares_unreadable_chunks_by_their_terms(tmp_path):
         assert sources(kb.search(query, k=2)) == ["first", "copy"]
         diverse = kb.settings.replace(mmr=True)
         assert sources(kb._retriever.search(query, 2, settings=diverse)) == ["first", "other"]
+
+
+def test_unknown_shares_are_stored_at_ingest_not_recomputed_per_query(tmp_path):
+    class Recording(KeywordEmbedder):
+        def __init__(self) -> None:
+            super().__init__(unknown=0.0, chunk_unknown=1.0)
+            self.seen: list[str] = []
+
+        def unknown_token_counts(self, texts):
+            self.seen.extend(texts)
+            return super().unknown_token_counts(texts)
+
+    embedder = Recording()
+    with keyword_kb(tmp_path, embedder) as kb:
+        stored = kb.store.unknown_shares([h.chunk_id for h in kb.search("alpha", k=3)])
+        assert sorted(stored.values()) == [0.0, 0.0, 1.0]  # B mentions gamma
+    with KnowledgeBase.open(tmp_path / "kw", embedder=embedder) as kb:  # a fresh retriever
+        embedder.seen.clear()
+        assert kb.search("alpha ~", k=3)
+        assert embedder.seen == ["alpha ~"]  # the query only, never a chunk

@@ -63,15 +63,38 @@ class Embedder(ABC):
         """Embed one query into a ``(dimension,)`` vector."""
         return self.embed_batch([text])[0]
 
-    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
-        """The share of tokens the model's tokenizer cannot represent, if it can tell.
+    def unknown_token_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """For each text, how many of its tokens are ``[UNK]``, and how many tokens
+        it has; ``None`` if the embedder has no notion of unknown tokens.
 
         A model whose vocabulary lacks a script maps its characters to ``[UNK]``, and
         its vectors for such text carry almost no meaning. Retrieval uses this to lean
-        on lexical scores. ``None`` means the embedder has no notion of unknown tokens.
+        on lexical scores.
         """
         del texts
         return None
+
+    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
+        """The share of all the texts' tokens that are ``[UNK]``, if the embedder can tell.
+
+        Example:
+            >>> from ragqa.embeddings import HashingEmbedder
+            >>> HashingEmbedder(8).unknown_token_ratio(["a"]) is None
+            True
+        """
+        counts = self.unknown_token_counts(texts)
+        if counts is None:
+            return None
+        unknown, total = counts
+        return float(unknown.sum() / total.sum()) if total.sum() else 0.0
+
+    def unknown_token_shares(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Each text's share of ``[UNK]`` tokens (0 for an empty text), if known."""
+        counts = self.unknown_token_counts(texts)
+        if counts is None:
+            return None
+        unknown, total = counts
+        return np.divide(unknown, total, out=np.zeros(len(total)), where=total > 0)
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

@@ -131,14 +131,15 @@ class SentenceTransformerEmbedder(Embedder):
         )
         return l2_normalize(vectors)
 
-    def unknown_token_ratio(self, texts: Sequence[str]) -> float | None:
+    def unknown_token_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
         tokenizer = getattr(self.model, "tokenizer", None)
         unk_id = getattr(tokenizer, "unk_token_id", None)
         if tokenizer is None or unk_id is None:
             return None
-        total = unknown = 0
-        for text in texts:
-            ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
-            total += len(ids)
-            unknown += sum(1 for i in ids if i == unk_id)
-        return unknown / total if total else 0.0
+        if not texts:
+            return np.zeros(0), np.zeros(0)
+        # One batched call: the fast tokenizers encode a batch in parallel.
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        unknown = np.array([sum(1 for i in ids if i == unk_id) for ids in encoded], dtype=float)
+        total = np.array([len(ids) for ids in encoded], dtype=float)
+        return unknown, total

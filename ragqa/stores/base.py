@@ -66,6 +66,9 @@ class NewDocument:
     vectors: np.ndarray  # (len(chunks), dimension), unit rows
     tokens: Sequence[Sequence[str]]  # lexical terms per chunk, from ragqa.lexical.tokenize
     page_texts: Sequence[tuple[int, str]] = ()  # (page number, normalised text)
+    # Each chunk's share of tokens the embedding model cannot represent
+    # (Embedder.unknown_token_shares), or None if the embedder cannot tell.
+    unknown_shares: Sequence[float] | None = None
 
 
 def text_hash(text: str) -> str:
@@ -142,6 +145,16 @@ class Store(ABC):
     @abstractmethod
     def lexical_search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """``(chunk id, BM25 score)`` of the ``k`` best lexical matches, best first."""
+
+    def unknown_shares(self, ids: Sequence[int]) -> dict[int, float]:
+        """The stored ``[UNK]`` shares of these chunks, for those that have one.
+
+        Retrieval weighs each candidate's cosine by how much of it the model can
+        read; stored at ingest, the share costs a lookup instead of tokenizing
+        every candidate on every query.
+        """
+        del ids
+        return {}
 
     def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
         """Turn ``(chunk id, score)`` pairs into Hits, keeping their order."""

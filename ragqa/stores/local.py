@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     text_hash TEXT NOT NULL,
     tokens TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    unknown REAL  -- the share of [UNK] tokens; NULL when the embedder cannot tell
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 -- The normalised text of every page, so that a UI can show a chunk in its page
@@ -368,6 +369,12 @@ class LocalStore(Store):
             lexical.add([r[0] for r in rows], terms)
             last = rows[-1][0]
 
+    def _add_missing_columns(self) -> None:
+        """Columns that later versions added to existing tables (NULL in old rows)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(chunks)")}
+        if "unknown" not in columns:
+            self._conn.execute("ALTER TABLE chunks ADD COLUMN unknown REAL")
+
     def _upgrade_stored_terms(self) -> None:
         """Re-tokenize every chunk when the tokenizer has changed since it was stored.
 
@@ -416,6 +423,7 @@ class LocalStore(Store):
         """
         with self._lock:
             self._conn.executescript(_SCHEMA)  # adds any table this version introduced
+            self._add_missing_columns()
             self._upgrade_stored_terms()
             if self._generation() != self._loaded_generation:
                 manifest = _read_manifest(self.directory)
@@ -567,6 +575,23 @@ class LocalStore(Store):
                     out[row[0]] = row[1:]
         return out
 
+    def unknown_shares(self, ids: Sequence[int]) -> dict[int, float]:
+        out: dict[int, float] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = [int(i) for i in ids[start : start + 500]]
+                marks = ",".join("?" * len(part))
+                try:
+                    rows = self._conn.execute(
+                        f"SELECT id, unknown FROM chunks WHERE id IN ({marks}) "
+                        "AND unknown IS NOT NULL",
+                        part,
+                    ).fetchall()
+                except sqlite3.OperationalError:  # a catalog from before the column
+                    return {}
+                out.update(rows)
+        return out
+
     def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, in the given order."""
         with self._lock:
@@ -670,10 +695,13 @@ class LocalStore(Store):
                 )
                 ids = []
                 vectors = np.ascontiguousarray(doc.vectors, dtype=np.float32)
-                for chunk, vector, tokens in zip(doc.chunks, vectors, doc.tokens, strict=True):
+                shares = doc.unknown_shares or [None] * len(doc.chunks)
+                for chunk, vector, tokens, share in zip(
+                    doc.chunks, vectors, doc.tokens, shares, strict=True
+                ):
                     cur = conn.execute(
                         'INSERT INTO chunks(doc_id, page, start, "end", text, text_hash, '
-                        "tokens, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "tokens, vector, unknown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             doc_id,
                             chunk.page,
@@ -683,6 +711,7 @@ class LocalStore(Store):
                             text_hash(chunk.text),
                             " ".join(tokens),
                             vector.tobytes(),
+                            None if share is None else float(share),
                         ),
                     )
                     ids.append(cur.lastrowid)

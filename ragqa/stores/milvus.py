@@ -365,6 +365,10 @@ class MilvusStore(Store):
             for cid, r in rows.items()
         }
 
+    def unknown_shares(self, ids: Sequence[int]) -> dict[int, float]:
+        rows = self._chunk_rows(ids, ["unknown"])
+        return {cid: float(r["unknown"]) for cid, r in rows.items() if r["unknown"] >= 0}
+
     def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
         vectors: dict[int, list[float]] = {}
         for part in _batches([int(i) for i in ids]):
@@ -460,8 +464,9 @@ class MilvusStore(Store):
         rows = []
         first_id = self._allocate(len(doc.chunks))
         version = int(self._meta["generation"])
-        for offset, (chunk, vector, terms) in enumerate(
-            zip(doc.chunks, vectors, doc.tokens, strict=True)
+        shares = doc.unknown_shares or [-1.0] * len(doc.chunks)
+        for offset, (chunk, vector, terms, share) in enumerate(
+            zip(doc.chunks, vectors, doc.tokens, shares, strict=True)
         ):
             joined = " ".join(terms)
             rows.append(
@@ -475,6 +480,7 @@ class MilvusStore(Store):
                     "end": chunk.end,
                     "text": chunk.text,
                     "text_hash": text_hash(chunk.text),
+                    "unknown": float(share),
                     "terms": joined,
                     "vector": vector.tolist(),
                 }
@@ -579,6 +585,7 @@ def _create_collections(client: Any, name: str, dimension: int, *, lite: bool) -
     chunks.add_field("end", DataType.INT64)
     chunks.add_field("text", DataType.VARCHAR, max_length=_MAX_VARCHAR)
     chunks.add_field("text_hash", DataType.VARCHAR, max_length=64)
+    chunks.add_field("unknown", DataType.FLOAT)  # [UNK] share; -1 when unknown
     # Milvus Lite knows only the standard and jieba tokenizers; its standard one
     # keeps ragqa's terms whole, and a server's whitespace tokenizer does the same.
     analyzer = {"tokenizer": "standard"} if lite else {"tokenizer": "whitespace"}
