@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # as ragqa does; see set_openmp_waiting
 
 from common import CORPORA, default_data_dir, machine, print_table  # noqa: E402
 

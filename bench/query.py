@@ -95,22 +95,25 @@ def _build_worker(kb_dir: Path, size: int, data_dir: Path) -> dict[str, Any]:
     # gives (sentences split at punctuation), at a fraction of jieba's cost.
     sentence_tokens = [tokenize(s) for s in sentences]
     embedder = get_embedder(Settings().embedding_model)
+    # Likewise each sentence's [UNK] and token counts, which ingest stores per chunk.
+    unknown, total = embedder.unknown_token_counts(sentences)
     started = time.perf_counter()
     store = LocalStore.create(kb_dir, embedding_model=embedder.name, dimension=embedder.dimension)
     batch: list[NewDocument] = []
     for doc_no in range(size // CHUNKS_PER_DOCUMENT):
         source = f"synthetic/{doc_no:07d}"
-        chunks, tokens, offset = [], [], 0
+        chunks, tokens, shares, offset = [], [], [], 0
         for _ in range(CHUNKS_PER_DOCUMENT):
             picks = rng.sample(range(len(sentences)), rng.randint(3, 5))
             text = " ".join(sentences[i] for i in picks)
             chunks.append(Chunk(text, source, 1, offset, offset + len(text)))
             tokens.append([t for i in picks for t in sentence_tokens[i]])
+            shares.append(float(unknown[picks].sum() / max(total[picks].sum(), 1)))
             offset += len(text) + 1
         vectors = vector_rng.standard_normal((len(chunks), embedder.dimension), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         page = " ".join(c.text for c in chunks)
-        batch.append(NewDocument(source, source, 1, chunks, vectors, tokens, ((1, page),)))
+        batch.append(NewDocument(source, source, 1, chunks, vectors, tokens, ((1, page),), shares))
         if len(batch) == WRITE_BATCH_DOCUMENTS:
             store.write_documents(batch)
             batch = []

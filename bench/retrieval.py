@@ -50,7 +50,7 @@ DATASETS = {
 }
 K = 10  # results per question: enough for recall@10, MRR@10 and nDCG@10
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a shared machine: never spin
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # as ragqa does; see set_openmp_waiting
 
 from langchain_core.embeddings import Embeddings  # noqa: E402
 

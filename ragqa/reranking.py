@@ -125,8 +125,9 @@ def get_reranker(model: str, *, device: str = "") -> Reranker:
 
 
 def _load_cross_encoder(model: str, device: str) -> Any:
-    # As for the embedder: passive OpenMP waits must be chosen before torch starts.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ragqa.embeddings.sentence_transformers import set_openmp_waiting
+
+    set_openmp_waiting()  # as for the embedder: before torch starts
     try:
         from sentence_transformers import CrossEncoder
     except ImportError:  # pragma: no cover - a core dependency

