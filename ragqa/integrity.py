@@ -9,10 +9,16 @@ into two kinds:
   text is not in its page, a document whose chunk count is wrong, an unreadable
   file). Opening the knowledge base refuses, or would serve wrong answers; the
   remedy is a backup or a rebuild from the source files.
-- **stale**: a derived file is missing, unreadable, or from another generation
-  than the catalog, or an interrupted write left a temporary file behind. This is
-  what a crash between the catalog commit and the index write leaves, and opening
-  the knowledge base repairs it from the catalog.
+- **stale**: a derived file is missing or unreadable, the manifest's counts are
+  behind the catalog, the checkpoint (the FAISS and BM25 files) is not the state
+  of the catalog at the generation the manifest says it is, or an interrupted
+  write left a temporary file behind. This is what a crash between the catalog
+  commit and the index write leaves, and opening the knowledge base repairs it
+  from the catalog.
+
+A checkpoint that is merely older than the catalog is not stale: opening replays
+the change log since (see :mod:`ragqa.stores.local`). It is checked against the
+catalog as it was at the checkpoint's generation, which the log reconstructs.
 
 Run it on a knowledge base that no process is writing to: a writer in the middle
 of an ingest has, by design, committed more than its index files show yet.
@@ -144,6 +150,7 @@ class _Checker:
         self.dimension = 0
         self.embedding_model = ""
         self.tokenizer_version = 0
+        self.log_since: int | None = None  # None: a catalog from before the change log
 
     def run(self) -> None:
         if not self.directory.is_dir():
@@ -155,7 +162,7 @@ class _Checker:
         try:
             if not self._check_meta(conn):
                 return
-            chunk_ids = self._check_contents(conn)
+            self._check_contents(conn)
             vectors = _StoredVectors(conn, self.dimension)
         except sqlite3.DatabaseError as exc:
             # quick_check reads every page, so this only happens if the file
@@ -164,9 +171,11 @@ class _Checker:
             conn.close()
             return
         try:
-            self._check_manifest()
-            self._check_faiss(chunk_ids, vectors)
-            self._check_lexical(chunk_ids)
+            checkpoint = self._check_manifest()
+            chunk_ids = self._checkpoint_ids(conn, checkpoint)
+            if chunk_ids is not None:
+                self._check_faiss(chunk_ids, vectors)
+                self._check_lexical(chunk_ids, checkpoint)
             self._check_leftovers()
         finally:
             conn.close()
@@ -210,6 +219,9 @@ class _Checker:
             self.embedding_model = meta["embedding_model"]
             self.generation = int(meta["generation"])
             self.tokenizer_version = int(meta.get("tokenizer_version", 0))
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+            if "generation" in columns and "log_since" in meta:
+                self.log_since = int(meta["log_since"])
         except (KeyError, ValueError) as exc:
             self.problems.append(f"{CATALOG}'s meta table is incomplete ({exc!r} is wrong)")
             return False
@@ -220,8 +232,8 @@ class _Checker:
             return False
         return True
 
-    def _check_contents(self, conn: sqlite3.Connection) -> np.ndarray:
-        """Check every document against its chunks and pages; return the chunk ids."""
+    def _check_contents(self, conn: sqlite3.Connection) -> None:
+        """Check every document against its chunks and pages."""
         has_pages = bool(
             conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'pages'").fetchone()
         )
@@ -284,23 +296,22 @@ class _Checker:
                     self.problems.append(f"{where}: the vector is not finite")
                 if pages and pages.get(page, "")[start:end] != text:
                     self.problems.append(f"{where}: the chunk's text is not its page's text")
-        ids = [row[0] for row in conn.execute("SELECT id FROM chunks ORDER BY id")]
-        return np.asarray(ids, dtype=np.int64)
 
     # ---------------------------------------------------------------- derived
 
-    def _check_manifest(self) -> None:
+    def _check_manifest(self) -> dict[str, Any]:
+        """Check the manifest's model and counts; return its checkpoint block."""
         path = self.directory / MANIFEST
         if not path.is_file():
             self.stale.append(f"{MANIFEST} is missing")
-            return
+            return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             self.stale.append(f"{MANIFEST} is unreadable ({exc})")
-            return
+            return {}
         if (
             data.get("embedding_model") != self.embedding_model
             or data.get("dimension") != self.dimension
@@ -313,7 +324,7 @@ class _Checker:
                 f"{self.embedding_model!r} with {self.dimension}; delete {MANIFEST} to "
                 "have it rewritten from the catalog"
             )
-            return
+            return {}
         expected = {
             "format_version": FORMAT_VERSION,
             "generation": self.generation,
@@ -323,6 +334,53 @@ class _Checker:
         for key, value in expected.items():
             if data.get(key) != value:
                 self.stale.append(f"{MANIFEST} says {key} {data.get(key)!r}, the catalog {value!r}")
+        checkpoint = data.get("checkpoint")
+        if not isinstance(checkpoint, dict) or not {"generation", "chunks"} <= set(checkpoint):
+            self.stale.append(f"{MANIFEST} does not describe the derived files")
+            return {}
+        return checkpoint
+
+    def _checkpoint_ids(self, conn: sqlite3.Connection, checkpoint: dict[str, Any]) -> Any:
+        """The chunk ids the derived files must hold: the catalog's at the
+        checkpoint's generation, rebuilt from the change log. None if unknowable."""
+        if not checkpoint:
+            return None
+        base = checkpoint["generation"]
+        if not isinstance(base, int) or self.generation is None or base > self.generation:
+            self.stale.append(
+                f"{MANIFEST} names a checkpoint at generation {base!r}, and the catalog is "
+                f"at {self.generation}"
+            )
+            return None
+        if self.log_since is None or base < self.log_since:
+            self.stale.append(
+                f"the derived files are from generation {base}, before the change log "
+                f"starts ({self.log_since}); opening rebuilds them"
+            )
+            return None
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM chunks WHERE generation <= ? UNION "
+                "SELECT id FROM deleted_chunks WHERE added <= ? AND removed > ? ORDER BY 1",
+                (base, base, base),
+            )
+        ]
+        if checkpoint["chunks"] != len(ids):
+            self.stale.append(
+                f"{MANIFEST} says the derived files hold {checkpoint['chunks']!r} chunks, "
+                f"the catalog had {len(ids)} at generation {base}"
+            )
+        files = checkpoint.get("files")
+        if isinstance(files, dict):
+            for name, recorded in files.items():
+                try:
+                    stat = (self.directory / name).stat()
+                except OSError:
+                    continue  # reported as missing below
+                if [stat.st_size, stat.st_mtime_ns] != recorded:
+                    self.stale.append(f"{name} is not the file {MANIFEST}'s checkpoint names")
+        return np.asarray(ids, dtype=np.int64)
 
     def _check_faiss(self, chunk_ids: np.ndarray, vectors: _StoredVectors) -> None:
         import faiss
@@ -333,8 +391,7 @@ class _Checker:
             return
         try:
             index = faiss.read_index(str(path))
-            # IndexIDMap2 keeps the chunk ids beside the vectors.
-            stored_ids = faiss.vector_to_array(faiss.downcast_index(index).id_map)
+            stored_ids = _faiss_ids(index)
         except Exception as exc:  # faiss raises RuntimeError with C++ text, or worse
             self.stale.append(f"{VECTORS} is unreadable ({_one_line(exc)})")
             return
@@ -343,19 +400,28 @@ class _Checker:
             return
         if index.ntotal != len(chunk_ids):
             self.stale.append(
-                f"{VECTORS} holds {index.ntotal} vectors, the catalog {len(chunk_ids)} chunks"
+                f"{VECTORS} holds {index.ntotal} vectors, the catalog had {len(chunk_ids)} "
+                "chunks at the checkpoint's generation"
             )
             return
         if not np.array_equal(np.sort(stored_ids), chunk_ids):
             self.stale.append(f"{VECTORS} holds other chunk ids than the catalog")
             return
+        if not hasattr(index, "id_map"):
+            return  # IVF-PQ keeps codes, not vectors: nothing exact to compare
+        in_checkpoint = set(chunk_ids.tolist())
         for ids, expected in vectors:
-            found = np.vstack([index.reconstruct(int(i)) for i in ids])
-            if not np.allclose(found, expected, atol=_VECTOR_TOLERANCE):
+            # Chunks stored after the checkpoint are not in it (and those deleted
+            # since are gone from the catalog): compare the rest.
+            keep = np.fromiter((int(i) in in_checkpoint for i in ids), dtype=bool, count=len(ids))
+            if not keep.any():
+                continue
+            found = np.vstack([index.reconstruct(int(i)) for i in ids[keep]])
+            if not np.allclose(found, expected[keep], atol=_VECTOR_TOLERANCE):
                 self.stale.append(f"{VECTORS} holds other vectors than the catalog")
                 return
 
-    def _check_lexical(self, chunk_ids: np.ndarray) -> None:
+    def _check_lexical(self, chunk_ids: np.ndarray, checkpoint: dict[str, Any]) -> None:
         from ragqa.errors import RagqaError
         from ragqa.lexical import TOKENIZER_VERSION, BM25Index
 
@@ -370,13 +436,16 @@ class _Checker:
             return
         if len(lexical) != len(chunk_ids) or not all(int(i) in lexical for i in chunk_ids):
             self.stale.append(
-                f"{LEXICAL} holds {len(lexical)} chunks, not the catalog's {len(chunk_ids)}"
+                f"{LEXICAL} holds {len(lexical)} chunks, not the {len(chunk_ids)} the catalog "
+                "had at the checkpoint's generation"
             )
         if self.tokenizer_version != TOKENIZER_VERSION:
             self.stale.append(
                 f"the lexical terms were made by tokenizer version {self.tokenizer_version}, "
                 f"not {TOKENIZER_VERSION}"
             )
+        elif checkpoint.get("tokenizer_version") != self.tokenizer_version:
+            self.stale.append(f"{LEXICAL} was built from terms of another tokenizer version")
 
     def _check_leftovers(self) -> None:
         # Every atomic write goes to a hidden ".NAME.*.tmp" file first and renames
@@ -408,6 +477,23 @@ class _StoredVectors:
             vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
             yield ids, vectors.reshape(len(rows), self._dimension)
             last = int(ids[-1])
+
+
+def _faiss_ids(index: Any) -> np.ndarray:
+    """The chunk ids a FAISS index holds: an IDMap2's map, or an IVF index's lists."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(index.id_map)
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+        for i in range(ivf.nlist)
+        if lists.list_size(i)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _one_line(exc: BaseException) -> str:

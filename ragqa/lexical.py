@@ -575,8 +575,11 @@ class BM25Index:
 
     # ------------------------------------------------------------ persistence
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, *, atomic: bool = True) -> None:
         """Write the index to ``path`` atomically (temp file, fsync, rename).
+
+        With ``atomic=False`` it writes ``path`` itself (and fsyncs it): for a
+        caller that writes to a temporary name of its own and renames later.
 
         The file is a NumPy ``.npz`` archive of plain arrays, never pickles, so
         loading a damaged or hostile file cannot run code.
@@ -590,6 +593,12 @@ class BM25Index:
         """
         path = Path(path)
         arrays = self._to_arrays()
+        if not atomic:
+            with open(path, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:

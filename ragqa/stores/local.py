@@ -4,36 +4,58 @@ A knowledge-base directory looks like this::
 
     manifest.json    format version, embedding model, dimension, counts, generation
     catalog.sqlite   documents and chunks: text, offsets, lexical tokens, vectors
-    vectors.faiss    FAISS inner-product index over the chunk vectors (derived)
+    vectors.faiss    FAISS index over the chunk vectors (derived)
     lexical.npz      BM25 index over the chunk tokens (derived)
     .lock            held by the one process that is writing
 
 Why this split: a write must be atomic, and three files cannot be replaced in one
 atomic step. SQLite can commit a transaction atomically, so every document change is
-one transaction there, and the generation number in its ``meta`` table goes up by one.
-The FAISS and BM25 files are rewritten afterwards (each by write-then-rename) and the
-manifest, written last, records the generation they belong to. If a process dies in
-between, the next open sees that the manifest's generation is behind SQLite's and
-rebuilds the derived files from SQLite. Nothing committed is ever lost, and a
-half-written index is never loaded.
+one transaction there, and the generation number in its ``meta`` table goes up by
+one. Each chunk records the generation that stored it, and each deleted chunk is
+logged with the generation that deleted it.
+
+The FAISS and BM25 files are a **checkpoint** of the catalog at the generation the
+manifest names: whoever opens the knowledge base loads them and replays the change
+log since (chunks stored and deleted after that generation), and a reader picks up
+another process's commits the same way, by replaying the log since what it has.
+Writing a checkpoint costs time in proportion to the whole index (hundreds of
+megabytes at 100,000 chunks), so a writer writes one only once the log has grown to
+``CHECKPOINT_MIN_CHANGES`` chunks or ``CHECKPOINT_SHARE`` of the index: removing one
+document from a large knowledge base is one small transaction. Nothing committed is
+ever lost, and a half-written checkpoint is never loaded: the files are renamed into
+place together under a lock that loading also takes, and the manifest records
+each file's size and time, so a checkpoint whose files do not match it is rebuilt
+from the catalog instead.
+
+From ``APPROXIMATE_FROM`` chunks on, FAISS holds an IVF-PQ index rather than exact
+vectors (see :func:`_build_ivfpq`): a fraction of the memory and of the search time,
+with every candidate re-scored exactly from the vectors in the catalog.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ragqa.errors import IndexCorruptError, IndexMismatchError, KnowledgeBaseBusyError, RagqaError
+from ragqa.errors import (
+    ConfigError,
+    IndexCorruptError,
+    IndexMismatchError,
+    KnowledgeBaseBusyError,
+    RagqaError,
+)
 from ragqa.stores.base import FORMAT_VERSION, Manifest, NewDocument, Store, text_hash
 from ragqa.types import DocumentInfo
 
@@ -46,6 +68,21 @@ CATALOG = "catalog.sqlite"
 VECTORS = "vectors.faiss"
 LEXICAL = "lexical.npz"
 LOCK = ".lock"
+CHECKPOINT_LOCK = ".checkpoint.lock"
+VECTOR_INDEXES = ("auto", "flat", "ivfpq")
+# A writer writes a checkpoint once the changes since the last one reach this many
+# chunks or this share of all chunks, whichever is more (see the module notes).
+# Replaying 1,000 chunks on open takes about 50 ms; a checkpoint of 100,000 chunks,
+# seconds.
+CHECKPOINT_MIN_CHANGES = 1_000
+CHECKPOINT_SHARE = 0.05
+# "auto" switches to an approximate index from this many chunks on: below it, exact
+# search over the vectors takes a few milliseconds (measured: 5 ms at 50,000).
+APPROXIMATE_FROM = 50_000
+# IVF lists searched per query, and candidates re-scored exactly per result wanted.
+# Chosen with bench/query.py (see the README for recall against exact search).
+IVF_NPROBE = 32
+IVF_RERANK_FACTOR = 4
 # Creating takes a moment, but another process may hold the lock for a whole
 # ingest into a knowledge base it has just created.
 _CREATE_LOCK_TIMEOUT = 600.0
@@ -72,9 +109,19 @@ CREATE TABLE IF NOT EXISTS chunks (
     text_hash TEXT NOT NULL,
     tokens TEXT NOT NULL,
     vector BLOB NOT NULL,
-    unknown REAL  -- the share of [UNK] tokens; NULL when the embedder cannot tell
+    unknown REAL,  -- the share of [UNK] tokens; NULL when the embedder cannot tell
+    generation INTEGER NOT NULL DEFAULT 0  -- of the commit that stored the chunk
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+-- The change log's other half: which chunks each commit deleted (see the module
+-- notes). Rows older than the latest checkpoint are pruned; meta.log_since says
+-- from which generation on the log is complete.
+CREATE TABLE IF NOT EXISTS deleted_chunks (
+    id INTEGER PRIMARY KEY,
+    added INTEGER NOT NULL,
+    removed INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deleted_by_generation ON deleted_chunks(removed);
 -- The normalised text of every page, so that a UI can show a chunk in its page
 -- (chunk offsets point into this text).
 CREATE TABLE IF NOT EXISTS pages (
@@ -121,18 +168,34 @@ class LocalStore(Store):
 
     lexical_engine = "ragqa BM25 (lexical.npz)"
 
-    def __init__(self, directory: Path, manifest: Manifest, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        conn: sqlite3.Connection,
+        *,
+        vector_index: str = "auto",
+    ) -> None:
+        if vector_index not in VECTOR_INDEXES:
+            raise ConfigError(
+                f"vector_index must be one of {', '.join(VECTOR_INDEXES)}, not {vector_index!r}"
+            )
         self.directory = directory
         self.location = str(directory)
-        self._manifest = manifest
+        self.vector_index = vector_index
+        self._manifest = manifest  # as manifest.json says: model, dimension, creation
+        self._live: Manifest | None = None  # the manifest as of the loaded generation
+        # manifest.json's "checkpoint": the generation, chunk count, tokenizer
+        # version and file identities of the derived files on disk ({} if none).
+        self._checkpoint: dict[str, Any] = {}
         self._conn = conn
         self._lock = threading.RLock()
-        self._index: Any = None  # faiss.IndexIDMap2
+        self._index: Any = None  # faiss.IndexIDMap2 over IndexFlatIP, or IndexIVFPQ
         self._lexical: Any = None  # ragqa.lexical.BM25Index
         self._loaded_generation = -1
-        self._manifest_mtime = 0.0
-        # True while the files on disk are behind what is loaded in memory.
-        self._derived_stale_on_disk = False
+        # Chunks stored or deleted since the checkpoint on disk; inf when there is
+        # no usable checkpoint at all.
+        self._changes_since_checkpoint: float = 0
         self._load_derived()
 
     # ------------------------------------------------------------------ opening
@@ -143,7 +206,9 @@ class LocalStore(Store):
         return (directory / CATALOG).exists() or (directory / MANIFEST).exists()
 
     @classmethod
-    def create(cls, directory: Path, *, embedding_model: str, dimension: int) -> LocalStore:
+    def create(
+        cls, directory: Path, *, embedding_model: str, dimension: int, vector_index: str = "auto"
+    ) -> LocalStore:
         """Create an empty store in ``directory`` (which may exist but must be empty).
 
         Raises:
@@ -155,10 +220,12 @@ class LocalStore(Store):
             raise RagqaError(f"{directory} already holds a knowledge base; open it instead")
         directory.mkdir(parents=True, exist_ok=True)
         with directory_lock(directory, _CREATE_LOCK_TIMEOUT):
-            return cls._create_locked(directory, embedding_model, dimension)
+            return cls._create_locked(directory, embedding_model, dimension, vector_index)
 
     @classmethod
-    def _create_locked(cls, directory: Path, embedding_model: str, dimension: int) -> LocalStore:
+    def _create_locked(
+        cls, directory: Path, embedding_model: str, dimension: int, vector_index: str
+    ) -> LocalStore:
         if cls.exists(directory):
             raise RagqaError(f"{directory} already holds a knowledge base; open it instead")
         # The catalog is built under a temporary name and renamed into place once
@@ -178,22 +245,30 @@ class LocalStore(Store):
                     ("embedding_model", embedding_model),
                     ("dimension", str(dimension)),
                     ("generation", "0"),
+                    ("log_since", "0"),
                     ("created_at", repr(now)),
                     ("tokenizer_version", str(_tokenizer_version())),
                 ],
             )
+            _migrate(conn)
         conn.close()  # the last connection to close folds the WAL into the file
         os.replace(building, directory / CATALOG)
         _fsync_dir(directory)
         conn = _connect(directory / CATALOG)
-        manifest = Manifest(FORMAT_VERSION, embedding_model, dimension, 0, 0, 0, now, now)
-        store = cls(directory, manifest, conn)
+        manifest = Manifest(FORMAT_VERSION, embedding_model, dimension, 0, 0, -1, now, now)
+        store = cls(directory, manifest, conn, vector_index=vector_index)
         store.flush()  # empty indexes and the manifest: a new store is complete on disk
         return store
 
     @classmethod
-    def open(cls, directory: Path) -> LocalStore:
-        """Open an existing store, checking that its parts belong together."""
+    def open(cls, directory: Path, *, vector_index: str = "auto") -> LocalStore:
+        """Open an existing store, checking that its parts belong together.
+
+        Args:
+            directory: the knowledge base.
+            vector_index: ``auto``, ``flat`` or ``ivfpq``: which FAISS index a
+                writer builds (``auto``: exact below ``APPROXIMATE_FROM`` chunks).
+        """
         if not directory.is_dir():
             raise RagqaError(
                 f"no knowledge base at {directory}: create one with "
@@ -247,11 +322,33 @@ class LocalStore(Store):
                 float(meta.get("created_at", time.time())),
                 time.time(),
             )
-        return cls(directory, manifest, conn)
+        return cls(directory, manifest, conn, vector_index=vector_index)
+
+    @property
+    def embedding_model(self) -> str:
+        return self._manifest.embedding_model
+
+    @property
+    def dimension(self) -> int:
+        return self._manifest.dimension
 
     @property
     def manifest(self) -> Manifest:
-        return self._manifest
+        """The manifest as of the generation loaded: live counts, not the checkpoint's."""
+        with self._lock:
+            live = self._live
+            if live is None or live.generation != self._loaded_generation:
+                documents, chunks = self.counts()
+                updated = self._meta_value("updated_at")
+                live = self._live = replace(
+                    self._manifest,
+                    format_version=FORMAT_VERSION,
+                    documents=documents,
+                    chunks=chunks,
+                    generation=self._loaded_generation,
+                    updated_at=float(updated) if updated else self._manifest.updated_at,
+                )
+            return live
 
     def close(self) -> None:
         with self._lock:
@@ -260,32 +357,86 @@ class LocalStore(Store):
     # ------------------------------------------------------------ derived indexes
 
     def _generation(self) -> int:
-        row = self._conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0])
+        return int(self._meta_value("generation") or 0)
+
+    def _meta_value(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees the same committed state."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
+    def _replayable_since(self, generation: int) -> bool:
+        """Whether the change log covers every commit after ``generation``."""
+        if generation < 0 or not _has_column(self._conn, "chunks", "generation"):
+            return False  # a catalog from before the log (a writer migrates it)
+        return generation >= int(self._meta_value("log_since") or 2**62)
 
     def _load_derived(self) -> None:
-        """Load FAISS and BM25 from disk if they match SQLite, else rebuild them."""
+        """Load the checkpoint and replay the change log since it; rebuild the
+        derived indexes from the catalog when there is no usable checkpoint."""
         with self._lock:
-            generation = self._generation()
-            count = self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            index = lexical = None
-            if self._manifest.generation == generation:
-                index = self._try_read_faiss(count)
-                lexical = self._try_read_lexical(count)
-            stale_terms = self._stored_tokenizer_version() != _tokenizer_version()
-            if stale_terms:
-                lexical = None
-            rebuilt = index is None or lexical is None
-            if index is None:
-                index = self._rebuild_faiss()
-            if lexical is None:
-                lexical = self._rebuild_lexical(retokenize=stale_terms)
+            with _checkpoint_lock(self.directory, shared=True):
+                self._manifest = _read_manifest(self.directory) or self._manifest
+                checkpoint = _read_checkpoint(self.directory)
+                base = int(checkpoint.get("generation", -1))
+                index = lexical = None
+                if (
+                    base <= self._generation()
+                    and self._replayable_since(base)
+                    and checkpoint.get("tokenizer_version") == self._stored_tokenizer_version()
+                    and _files_match(self.directory, checkpoint.get("files", {}))
+                ):
+                    index = self._try_read_faiss(int(checkpoint["chunks"]))
+                    lexical = self._try_read_lexical(int(checkpoint["chunks"]))
+            with self._snapshot():
+                generation = self._generation()
+                if index is not None and lexical is not None:
+                    changes: float = self._replay(base, generation, index, lexical)
+                else:
+                    if base >= 0:
+                        log.info(
+                            "%s: rebuilding the derived indexes from the catalog", self.directory
+                        )
+                    retokenize = self._stored_tokenizer_version() != _tokenizer_version()
+                    index = self._rebuild_faiss()
+                    lexical = self._rebuild_lexical(retokenize=retokenize)
+                    changes = math.inf
             self._index, self._lexical = index, lexical
+            _configure(index)
             self._loaded_generation = generation
-            if rebuilt and self._manifest.generation != generation:
-                log.info("%s: rebuilt derived indexes at generation %d", self.directory, generation)
-            self._derived_stale_on_disk = rebuilt or self._manifest.generation != generation
-            self._manifest_mtime = _mtime(self.directory / MANIFEST)
+            self._checkpoint = checkpoint if changes != math.inf else {}
+            self._changes_since_checkpoint = changes
+            self._live = None
+
+    def _replay(self, since: int, until: int, index: Any, lexical: Any) -> int:
+        """Apply the commits after ``since`` up to ``until`` to in-memory indexes;
+        returns how many chunks they stored or deleted."""
+        if until <= since:
+            return 0
+        removed = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT id FROM deleted_chunks WHERE removed > ? AND removed <= ? AND added <= ?",
+                (since, until, since),
+            )
+        ]
+        if removed:
+            index.remove_ids(np.asarray(removed, dtype=np.int64))
+            lexical.remove(removed)
+        changes = len(removed)
+        where = "generation > ? AND generation <= ?"
+        for ids, vectors, terms in self._iter_chunks(where, (since, until), with_terms=True):
+            index.add_with_ids(vectors, ids)
+            lexical.add(ids.tolist(), terms)
+            changes += len(ids)
+        return changes
 
     def _try_read_faiss(self, expected: int) -> Any:
         import faiss
@@ -321,35 +472,51 @@ class LocalStore(Store):
             return None
         return lexical
 
-    def _new_faiss(self) -> Any:
-        import faiss
-
-        # IDMap2 keeps our SQLite chunk ids inside FAISS and supports remove_ids.
-        # Inner product on unit vectors is cosine similarity.
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+    def _wanted_index(self, chunks: int) -> str:
+        if self.vector_index != "auto":
+            return self.vector_index
+        return "ivfpq" if chunks >= APPROXIMATE_FROM else "flat"
 
     def _rebuild_faiss(self) -> Any:
-        index = self._new_faiss()
-        for ids, vectors in self._iter_vectors():
+        import faiss
+
+        chunks = self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if self._wanted_index(chunks) == "ivfpq" and chunks >= _IVF_MIN_TRAIN:
+            return _build_ivfpq(self.dimension, chunks, self._iter_chunks)
+        # IDMap2 keeps our SQLite chunk ids inside FAISS and supports remove_ids.
+        # Inner product on unit vectors is cosine similarity.
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+        for ids, vectors, _ in self._iter_chunks():
             index.add_with_ids(vectors, ids)
         return index
 
-    def _iter_vectors(self, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _iter_chunks(
+        self,
+        where: str = "1",
+        params: tuple[Any, ...] = (),
+        *,
+        with_terms: bool = False,
+        batch: int = 20_000,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, list[list[str]]]]:
+        """``(ids, vectors, terms)`` of the chunks matching ``where``, in id order."""
         last = -1
+        column = "tokens" if with_terms else "''"
         while True:
             rows = self._conn.execute(
-                "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                f"SELECT id, vector, {column} FROM chunks WHERE ({where}) AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (*params, last, batch),
             ).fetchall()
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            yield ids, vectors.reshape(len(rows), self.dimension)
+            terms = [r[2].split() for r in rows] if with_terms else []
+            yield ids, vectors.reshape(len(rows), self.dimension), terms
             last = int(ids[-1])
 
     def _stored_tokenizer_version(self) -> int:
-        row = self._conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
-        return int(row[0]) if row else 0
+        return int(self._meta_value("tokenizer_version") or 0)
 
     def _rebuild_lexical(self, *, retokenize: bool = False) -> Any:
         """Build BM25 from the catalog's stored terms, or from the text itself when
@@ -369,24 +536,18 @@ class LocalStore(Store):
             lexical.add([r[0] for r in rows], terms)
             last = rows[-1][0]
 
-    def _add_missing_columns(self) -> None:
-        """Columns that later versions added to existing tables (NULL in old rows)."""
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(chunks)")}
-        if "unknown" not in columns:
-            self._conn.execute("ALTER TABLE chunks ADD COLUMN unknown REAL")
-
-    def _upgrade_stored_terms(self) -> None:
+    def _upgrade_stored_terms(self) -> bool:
         """Re-tokenize every chunk when the tokenizer has changed since it was stored.
 
         Only a writer does this (it holds the lock); a reader rebuilds its BM25 index
-        from the text in memory instead.
+        from the text in memory instead. Returns True if it re-tokenized.
         """
         from ragqa.lexical import tokenize
 
         if self._stored_tokenizer_version() == _tokenizer_version():
-            return
+            return False
         log.info("%s: re-tokenizing chunks for the new lexical tokenizer", self.directory)
-        with self._transaction() as conn:
+        with self._transaction() as (conn, _generation):
             rows = conn.execute("SELECT id, text FROM chunks").fetchall()
             conn.executemany(
                 "UPDATE chunks SET tokens = ? WHERE id = ?",
@@ -396,77 +557,134 @@ class LocalStore(Store):
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('tokenizer_version', ?)",
                 (str(_tokenizer_version()),),
             )
+        return True
 
     def refresh(self) -> bool:
         """Pick up changes another process committed. Returns True if anything changed.
 
-        Cheap when nothing changed: one ``stat`` of the manifest.
+        Cheap when nothing changed (one indexed read of the catalog); otherwise the
+        commits since are replayed from the change log.
         """
-        mtime = _mtime(self.directory / MANIFEST)
-        if mtime == self._manifest_mtime:
-            return False
         with self._lock:
             if self._generation() == self._loaded_generation:
-                self._manifest_mtime = mtime
                 return False
-            manifest = _read_manifest(self.directory)
-            if manifest is not None:
-                self._manifest = manifest
+            with self._snapshot():
+                generation = self._generation()
+                loaded = self._loaded_generation
+                if 0 <= loaded < generation and self._replayable_since(loaded):
+                    changes = self._replay(loaded, generation, self._index, self._lexical)
+                    self._loaded_generation = generation
+                    self._changes_since_checkpoint += changes
+                    self._live = None
+                    return True
             self._load_derived()
             return True
 
     def sync_to_catalog(self) -> None:
-        """Bring the in-memory indexes up to the catalog's latest generation.
+        """Bring the catalog's schema and the in-memory indexes up to date.
 
         A writer calls this right after taking the lock, in case another writer
         committed since this store was opened.
         """
         with self._lock:
-            self._conn.executescript(_SCHEMA)  # adds any table this version introduced
-            self._add_missing_columns()
-            self._upgrade_stored_terms()
-            if self._generation() != self._loaded_generation:
-                manifest = _read_manifest(self.directory)
-                if manifest is not None:
-                    self._manifest = manifest
-                self._load_derived()
+            _migrate(self._conn)
+            if self._upgrade_stored_terms():
+                self._load_derived()  # every chunk's terms changed
+            self.refresh()
+
+    def _checkpoint_due(self) -> bool:
+        limit = max(CHECKPOINT_MIN_CHANGES, CHECKPOINT_SHARE * len(self))
+        return self._changes_since_checkpoint >= limit
+
+    def _switch_index_if_due(self) -> None:
+        """Rebuild FAISS as the other kind when the size or the setting asks for it."""
+        import faiss
+
+        have = (
+            "flat" if isinstance(faiss.downcast_index(self._index), faiss.IndexIDMap2) else "ivfpq"
+        )
+        want = self._wanted_index(len(self))
+        if want == have or (want == "ivfpq" and len(self) < _IVF_MIN_TRAIN):
+            return
+        log.info(
+            "%s: switching the vector index to %s at %d chunks", self.directory, want, len(self)
+        )
+        self._index = self._rebuild_faiss()
+        _configure(self._index)
+        self._changes_since_checkpoint = math.inf
 
     def flush(self) -> None:
-        """Write FAISS, BM25 and the manifest for the current generation."""
+        """Write a checkpoint: FAISS, BM25 and the manifest for the loaded generation.
+
+        The caller must hold the writer lock, with the indexes in step with the
+        catalog (as :meth:`writing` keeps them).
+        """
         import faiss
 
         with self._lock:
-            generation = self._generation()
-            _atomic_write_bytes(
-                self.directory / VECTORS, faiss.serialize_index(self._index).tobytes()
+            generation = self._loaded_generation
+            pid = os.getpid()
+            vectors_tmp = self.directory / f".{VECTORS}.{pid}.tmp"
+            lexical_tmp = self.directory / f".{LEXICAL}.{pid}.tmp"
+            try:
+                # write_index streams to the file: no copy of the index in memory.
+                faiss.write_index(self._index, str(vectors_tmp))
+                _fsync_file(vectors_tmp)
+                self._lexical.save(lexical_tmp, atomic=False)
+                with _checkpoint_lock(self.directory, shared=False):
+                    os.replace(vectors_tmp, self.directory / VECTORS)
+                    os.replace(lexical_tmp, self.directory / LEXICAL)
+                    self._checkpoint = {
+                        "generation": generation,
+                        "chunks": len(self._lexical),
+                        "tokenizer_version": self._stored_tokenizer_version(),
+                        "files": _file_identities(self.directory, (VECTORS, LEXICAL)),
+                    }
+                    self.write_manifest()
+            finally:
+                vectors_tmp.unlink(missing_ok=True)
+                lexical_tmp.unlink(missing_ok=True)
+            self._changes_since_checkpoint = 0
+            self._prune_log(generation)
+
+    def write_manifest(self) -> None:
+        """Write manifest.json: the live counts, and which checkpoint is on disk."""
+        with self._lock:
+            self._live = None
+            _write_manifest(self.directory, self.manifest, {"checkpoint": self._checkpoint})
+
+    def _prune_log(self, generation: int) -> None:
+        """Forget deletions the checkpoint at ``generation`` already reflects."""
+        if not _has_column(self._conn, "chunks", "generation"):
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM deleted_chunks WHERE removed <= ?", (generation,))
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('log_since', ?)",
+                (str(generation),),
             )
-            self._lexical.save(self.directory / LEXICAL)
-            docs, chunks = self._conn.execute(
-                "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)"
-            ).fetchone()
-            self._manifest = Manifest(
-                FORMAT_VERSION,
-                self._manifest.embedding_model,
-                self._manifest.dimension,
-                docs,
-                chunks,
-                generation,
-                self._manifest.created_at,
-                time.time(),
-            )
-            _write_manifest(self.directory, self._manifest)
-            self._manifest_mtime = _mtime(self.directory / MANIFEST)
-            self._derived_stale_on_disk = False
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def derived_files_stale(self) -> bool:
-        """True when the derived files on disk are behind the catalog: opening had to
-        rebuild them in memory (after a crash or damage), or an interrupted write left
-        a temporary file behind. :meth:`repair` fixes both."""
-        return self._derived_stale_on_disk or bool(self._leftover_temp_files())
+        """True when the files on disk need a writer: opening had to rebuild or
+        replay enough that a checkpoint is due, the manifest is behind the catalog
+        (a writer died between its commit and the manifest), or an interrupted
+        write left a temporary file behind. :meth:`repair` fixes all three."""
+        on_disk = _read_manifest(self.directory)
+        return (
+            self._checkpoint_due()
+            or on_disk is None
+            or on_disk.generation != self._loaded_generation
+            or bool(self._leftover_temp_files())
+        )
 
     def repair(self) -> None:
-        """Rewrite the derived files from the catalog and delete the temporary files
-        of interrupted writes.
+        """Write a checkpoint if one is due, else the manifest, and delete the
+        temporary files of interrupted writes.
 
         The caller must hold the writer lock: only then is no temporary file still
         being written by a live process.
@@ -475,15 +693,17 @@ class LocalStore(Store):
             self.sync_to_catalog()
             for leftover in self._leftover_temp_files():
                 leftover.unlink(missing_ok=True)
-            self.flush()
+            if self._checkpoint_due():
+                self.flush()
+            else:
+                self.write_manifest()
 
     def recover(self) -> None:
-        """Write back the index files that opening had to rebuild in memory.
+        """Write the checkpoint that opening found due, if no writer is busy.
 
-        After a crash between a commit and the index write, or damage to a derived
-        file, opening rebuilds FAISS and BM25 from the catalog; without this every
-        later open would rebuild them again. Done only when no writer is busy (that
-        writer rewrites them when it finishes anyway); in a read-only directory the
+        After a crash, damage to a derived file or many commits without a
+        checkpoint, opening rebuilds or replays the indexes in memory; without this
+        every later open would do that work again. In a read-only directory the
         files stay as they are and searching works from memory.
         """
         if not self.derived_files_stale():
@@ -491,7 +711,7 @@ class LocalStore(Store):
         try:
             with directory_lock(self.directory, timeout=0):
                 self.repair()
-            log.info("%s: rewrote the derived index files from the catalog", self.directory)
+            log.info("%s: wrote a checkpoint of the derived indexes", self.directory)
         except KnowledgeBaseBusyError:
             pass
         except (OSError, sqlite3.Error) as exc:
@@ -499,7 +719,7 @@ class LocalStore(Store):
 
     def _leftover_temp_files(self) -> list[Path]:
         # Every atomic write goes through a hidden ".NAME.*.tmp" file (see
-        # _atomic_write_bytes and BM25Index.save).
+        # _atomic_write_bytes, flush and BM25Index.save).
         return [
             p
             for name in (MANIFEST, VECTORS, LEXICAL)
@@ -594,12 +814,24 @@ class LocalStore(Store):
 
     def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, in the given order."""
+        if not len(ids):
+            return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
-            return (
-                np.vstack([self._index.reconstruct(int(i)) for i in ids])
-                if ids
-                else (np.zeros((0, self.dimension), dtype=np.float32))
-            )
+            if hasattr(self._index, "id_map"):  # exact vectors in memory
+                return np.vstack([self._index.reconstruct(int(i)) for i in ids])
+            # An IVF-PQ index keeps only codes; the exact vectors are in the catalog.
+            found: dict[int, bytes] = {}
+            for start in range(0, len(ids), 500):
+                part = [int(i) for i in ids[start : start + 500]]
+                marks = ",".join("?" * len(part))
+                found.update(
+                    self._conn.execute(
+                        f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part
+                    ).fetchall()
+                )
+        missing = np.zeros(self.dimension * 4, dtype=np.uint8).tobytes()
+        blob = b"".join(found.get(int(i), missing) for i in ids)
+        return np.frombuffer(blob, dtype=np.float32).reshape(len(ids), self.dimension)
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Chunk ids and cosine similarities of the ``k`` nearest chunks."""
@@ -612,13 +844,23 @@ class LocalStore(Store):
                 return []
             # FAISS spreads one query over its OpenMP threads, whose wake-ups cost
             # more than they save (100k vectors: 10.4 ms on one thread, 14.6 on two).
+            exact = hasattr(self._index, "id_map")
+            wanted = k if exact else max(IVF_RERANK_FACTOR * k, 100)
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
             try:
-                scores, ids = self._index.search(query, k)
+                scores, ids = self._index.search(query, wanted)
             finally:
                 faiss.omp_set_num_threads(threads)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        if exact or not found:
+            return found
+        # PQ scores are approximate: re-score the candidates with their exact vectors
+        # (they are also what hybrid fusion and MMR compare).
+        candidates = [cid for cid, _ in found]
+        exact_scores = self.vectors_by_id(candidates) @ query[0]
+        order = np.argsort(-exact_scores, kind="stable")[:k]
+        return [(candidates[i], float(exact_scores[i])) for i in order]
 
     def lexical_search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Chunk ids and BM25 scores of the ``k`` best lexical matches."""
@@ -654,22 +896,28 @@ class LocalStore(Store):
                 self.sync_to_catalog()
                 yield
             finally:
-                self.flush()
+                self._switch_index_if_due()
+                if self._checkpoint_due():
+                    self.flush()
+                else:
+                    self.write_manifest()  # the counts; the checkpoint stays as it is
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """One commit: yields the connection and the generation being written."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-                self._conn.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
+                generation = self._generation() + 1
+                yield self._conn, generation
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("generation", str(generation)), ("updated_at", repr(time.time()))],
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._loaded_generation = self._generation()
 
     def write_documents(self, documents: Sequence[NewDocument]) -> None:
         """Add or replace whole documents in one transaction, then update the indexes.
@@ -689,9 +937,9 @@ class LocalStore(Store):
                 )
         removed: list[int] = []
         added: list[tuple[np.ndarray, np.ndarray, list[Sequence[str]]]] = []
-        with self._transaction() as conn:
+        with self._transaction() as (conn, generation):
             for doc in documents:
-                removed.extend(self._delete_document(conn, doc.source))
+                removed.extend(self._delete_document(conn, doc.source, generation))
                 cur = conn.execute(
                     "INSERT INTO documents(source, content_hash, pages, chunks, added_at) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -710,7 +958,8 @@ class LocalStore(Store):
                 ):
                     cur = conn.execute(
                         'INSERT INTO chunks(doc_id, page, start, "end", text, text_hash, '
-                        "tokens, vector, unknown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "tokens, vector, unknown, generation) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             doc_id,
                             chunk.page,
@@ -721,27 +970,34 @@ class LocalStore(Store):
                             " ".join(tokens),
                             vector.tobytes(),
                             None if share is None else float(share),
+                            generation,
                         ),
                     )
                     ids.append(cur.lastrowid)
                 added.append((np.asarray(ids, dtype=np.int64), vectors, list(doc.tokens)))
             # Only after the commit succeeds do the in-memory indexes change (below).
-        self._apply(removed, added)
+        self._apply(removed, added, generation)
 
     def remove_document(self, source: str) -> bool:
         """Delete a document and its chunks. Returns False if it was not stored."""
         if self.document(source) is None:
             return False
-        with self._transaction() as conn:
-            removed = self._delete_document(conn, source)
-        self._apply(removed, [])
+        with self._transaction() as (conn, generation):
+            removed = self._delete_document(conn, source, generation)
+        self._apply(removed, [], generation)
         return bool(removed)
 
-    def _delete_document(self, conn: sqlite3.Connection, source: str) -> list[int]:
+    def _delete_document(self, conn: sqlite3.Connection, source: str, generation: int) -> list[int]:
         row = conn.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
         if row is None:
             return []
         ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (row[0],))]
+        # Logged in the same transaction, for whoever replays it (see the module notes).
+        conn.execute(
+            "INSERT OR IGNORE INTO deleted_chunks(id, added, removed) "
+            "SELECT id, generation, ? FROM chunks WHERE doc_id = ?",
+            (generation, row[0]),
+        )
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (row[0],))
         conn.execute("DELETE FROM pages WHERE doc_id = ?", (row[0],))
         conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
@@ -752,16 +1008,131 @@ class LocalStore(Store):
         self,
         removed: list[int],
         added: list[tuple[np.ndarray, np.ndarray, list[Sequence[str]]]],
+        generation: int,
     ) -> None:
+        """Bring the in-memory indexes to ``generation``, which was just committed."""
         with self._lock:
-            real = np.asarray([i for i in removed if i >= 0], dtype=np.int64)
-            if len(real):
-                self._index.remove_ids(real)
-                self._lexical.remove(real.tolist())
-            for ids, vectors, tokens in added:
-                if len(ids):
-                    self._index.add_with_ids(vectors, ids)
-                    self._lexical.add(ids.tolist(), tokens)
+            try:
+                real = np.asarray([i for i in removed if i >= 0], dtype=np.int64)
+                if len(real):
+                    self._index.remove_ids(real)
+                    self._lexical.remove(real.tolist())
+                for ids, vectors, tokens in added:
+                    if len(ids):
+                        self._index.add_with_ids(vectors, ids)
+                        self._lexical.add(ids.tolist(), tokens)
+            except BaseException:
+                self._loaded_generation = -1  # the next refresh reloads from the catalog
+                raise
+            self._loaded_generation = generation
+            self._changes_since_checkpoint += len(real) + sum(len(ids) for ids, _, _ in added)
+            self._live = None
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older catalog's schema up to this version's (a writer's job).
+
+    Added columns are NULL or 0 in old rows. The change log starts at the
+    generation the catalog has now: older checkpoints are rebuilt, once.
+    """
+    conn.executescript(_SCHEMA)  # tables this version introduced
+    if not _has_column(conn, "chunks", "unknown"):
+        conn.execute("ALTER TABLE chunks ADD COLUMN unknown REAL")
+    if not _has_column(conn, "chunks", "generation"):
+        conn.execute("ALTER TABLE chunks ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+    conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_generation ON chunks(generation)")
+    conn.execute(
+        "INSERT OR IGNORE INTO meta(key, value) "
+        "SELECT 'log_since', value FROM meta WHERE key = 'generation'"
+    )
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
+# IVF-PQ needs enough vectors to train its coarse quantizer and codebooks.
+_IVF_MIN_TRAIN = 10_000
+
+
+def _build_ivfpq(dimension: int, chunks: int, iter_chunks: Any) -> Any:
+    """An IVF-PQ index over every chunk in the catalog.
+
+    ``sqrt(n)`` inverted lists, trained on a sample of 40 vectors a list, and
+    product quantization into one byte per 8 dimensions (48 bytes a vector
+    instead of 1,536 at 384 dimensions). Ids are the chunk ids; IVF indexes keep
+    them without an id map and support ``remove_ids``.
+    """
+    import faiss
+
+    nlist = max(16, int(chunks**0.5))
+    m = next(
+        m for m in (dimension // 8, 64, 48, 32, 24, 16, 8, 4, 2, 1) if m and dimension % m == 0
+    )
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    want = min(chunks, 40 * nlist)
+    sample = []
+    for ids, vectors, _ in iter_chunks():
+        keep = rng.random(len(ids)) < want / chunks
+        sample.append(vectors[keep])
+    index.train(np.ascontiguousarray(np.vstack(sample)))
+    for ids, vectors, _ in iter_chunks():
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _configure(index: Any) -> None:
+    """Search-time parameters, which FAISS does not keep in the file."""
+    if hasattr(index, "nprobe"):
+        index.nprobe = IVF_NPROBE
+
+
+@contextmanager
+def _checkpoint_lock(directory: Path, *, shared: bool) -> Iterator[None]:
+    """Readers load a checkpoint under a shared lock; a writer replaces its files
+    under an exclusive one, so nobody loads half of an old and half of a new one."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: fall back to the exclusive file lock
+        with file_lock(directory / CHECKPOINT_LOCK, 60, what=f"knowledge base {directory}"):
+            yield
+        return
+    try:
+        fd = os.open(directory / CHECKPOINT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only directory: nobody can be writing a checkpoint
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _file_identities(directory: Path, names: Sequence[str]) -> dict[str, list[int]]:
+    """``name -> [size, mtime_ns]``: what tells one checkpoint's file from another's."""
+    out = {}
+    for name in names:
+        stat = (directory / name).stat()
+        out[name] = [stat.st_size, stat.st_mtime_ns]
+    return out
+
+
+def _files_match(directory: Path, recorded: dict[str, Any]) -> bool:
+    try:
+        return bool(recorded) and _file_identities(directory, list(recorded)) == recorded
+    except OSError:
+        return False
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def directory_lock(directory: Path, timeout: float) -> AbstractContextManager[None]:
@@ -911,6 +1282,18 @@ def _read_manifest(directory: Path) -> Manifest | None:
         return None
 
 
-def _write_manifest(directory: Path, manifest: Manifest) -> None:
-    data = json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n"
+def _read_checkpoint(directory: Path) -> dict[str, Any]:
+    """manifest.json's description of the checkpoint on disk ({} if none)."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        checkpoint = data.get("checkpoint") if isinstance(data, dict) else None
+        if isinstance(checkpoint, dict) and {"generation", "chunks"} <= set(checkpoint):
+            return checkpoint
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def _write_manifest(directory: Path, manifest: Manifest, extra: dict[str, Any]) -> None:
+    data = json.dumps(extra | manifest.to_dict(), indent=2, sort_keys=True) + "\n"
     _atomic_write_bytes(directory / MANIFEST, data.encode("utf-8"))

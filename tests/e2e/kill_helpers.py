@@ -19,6 +19,11 @@ The hooks are chosen by environment variables, read only by this test-only wrapp
 ``KILLTEST_GROUP_CHUNKS=N``
     Commit every N chunks instead of every 512, so that a small test corpus spans
     several transactions.
+``KILLTEST_CHECKPOINT=every|default``
+    ``every`` (the default here) writes a checkpoint of the derived files at the
+    end of every ingest, so that a small corpus reaches the checkpoint's write
+    steps; ``default`` keeps ragqa's own thresholds, under which a small ingest
+    writes only the manifest.
 
 Hooks: the ``LocalStore`` methods ``write_documents`` and ``flush``; the store's
 ``_atomic_write_bytes``; ``replace:FILE``, the rename that publishes a derived
@@ -305,6 +310,9 @@ def install_hooks(environ: dict[str, str]) -> _Hooks:
     hooks = _Hooks(environ)
     if environ.get("KILLTEST_GROUP_CHUNKS"):
         ragqa.knowledge_base._GROUP_CHUNKS = int(environ["KILLTEST_GROUP_CHUNKS"])
+    if environ.get("KILLTEST_CHECKPOINT", "every") == "every":
+        local.CHECKPOINT_MIN_CHANGES = 0
+        local.CHECKPOINT_SHARE = 0.0
 
     _wrap_method(local.LocalStore, "write_documents", hooks, "write_documents")
     _wrap_method(local.LocalStore, "flush", hooks, "flush")

@@ -62,15 +62,30 @@ WHENS: dict[str, tuple[str, ...]] = {
     "replace:manifest.json": ("before", "after"),
     "replace:catalog.sqlite": ("before", "after"),
 }
-# Hooks that only one scenario reaches.
+# An ingest into an existing knowledge base ("update"), the first ingest, which
+# also creates it ("create"), and an update under ragqa's own checkpoint
+# thresholds ("update-lazy"), where a small ingest commits to the catalog and
+# rewrites only the manifest; the other two write a checkpoint every time.
+SCENARIOS = ("update", "create", "update-lazy")
+# Hooks that only some scenarios reach.
 ONLY_IN = {
-    "sql:INSERT meta many": "create",
-    "replace:catalog.sqlite": "create",
-    "sql:DELETE chunks": "update",
+    "sql:INSERT meta many": ("create",),
+    "replace:catalog.sqlite": ("create",),
+    "sql:DELETE chunks": ("update", "update-lazy"),
+    "flush": ("update", "create"),
+    "replace:vectors.faiss": ("update", "create"),
+    "replace:lexical.npz": ("update", "create"),
 }
-# An ingest into an existing knowledge base ("update") and the first ingest, which
-# also creates it ("create").
-SCENARIOS = ("update", "create")
+
+
+def _reaches(hook: str, scenario: str) -> bool:
+    return scenario in ONLY_IN.get(hook, SCENARIOS)
+
+
+def _env(scenario: str) -> dict[str, str]:
+    return {"KILLTEST_CHECKPOINT": "default" if scenario == "update-lazy" else "every"}
+
+
 RANDOM_KILLS = 12
 
 WORDS = [
@@ -169,6 +184,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
             ["ingest", str(docs), "--kb", str(kb_dir), "-q"],
             KILLTEST_CENSUS=str(counts_file),
             KILLTEST_GROUP_CHUNKS=GROUP_CHUNKS,
+            **_env(scenario),
         )
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "READY"
@@ -185,7 +201,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 def _prepare(work: Path, scenario: str, old_kb: Path) -> Path:
     kb_dir = work / "kb"
-    if scenario == "update":
+    if scenario.startswith("update"):
         shutil.copytree(old_kb, kb_dir)
     else:
         work.mkdir(parents=True)
@@ -195,7 +211,7 @@ def _prepare(work: Path, scenario: str, old_kb: Path) -> Path:
 def verify_after_crash(corpus: Corpus, scenario: str, kb_dir: Path) -> str:
     """Check the state a killed ingest left, then finish the job; returns a label
     for the state found (which documents were new)."""
-    old = corpus.old if scenario == "update" else {}
+    old = corpus.old if scenario.startswith("update") else {}
     if not (kb_dir / "catalog.sqlite").exists():
         # Killed before the catalog existed: there is nothing to open yet, and
         # nothing may pretend to be a knowledge base.
@@ -242,18 +258,17 @@ def tally() -> Iterator[Counter[str]]:
 
 
 def test_scenario_only_hooks_are_reached_only_there(corpus: Corpus) -> None:
-    """The hooks in ONLY_IN are not killed in the other scenario: check that it
-    really never reaches them, so that no kill point is left out by mistake."""
-    for hook, scenario in ONLY_IN.items():
-        assert hook in corpus.census[scenario], (hook, corpus.census[scenario])
-        for other in SCENARIOS:
-            if other != scenario:
-                assert hook not in corpus.census[other], (hook, other, corpus.census[other])
+    """The hooks in ONLY_IN are not killed in the other scenarios: check that they
+    really never reach them, so that no kill point is left out by mistake."""
+    for hook in ONLY_IN:
+        for scenario in SCENARIOS:
+            reached = hook in corpus.census[scenario]
+            assert reached == _reaches(hook, scenario), (hook, scenario, corpus.census[scenario])
 
 
 @pytest.mark.parametrize(
     ("hook", "scenario"),
-    [(h, s) for h in WHENS for s in SCENARIOS if ONLY_IN.get(h, s) == s],
+    [(h, s) for h in WHENS for s in SCENARIOS if _reaches(h, s)],
 )
 def test_kill_at_every_write_step(
     corpus: Corpus, scenario: str, hook: str, tmp_path: Path, tally: Counter[str]
@@ -268,6 +283,7 @@ def test_kill_at_every_write_step(
             ["ingest", str(corpus.docs), "--kb", str(kb_dir), "-q"],
             KILLTEST_AT=point,
             KILLTEST_GROUP_CHUNKS=GROUP_CHUNKS,
+            **_env(scenario),
         )
         assert killed(result.returncode), (
             f"{point}: not killed ({result.returncode})\n{result.stderr}"
@@ -293,6 +309,7 @@ def test_kill_at_random_moments(
         process = kill_helpers.start(
             ["ingest", str(corpus.docs), "--kb", str(kb_dir), "-q"],
             KILLTEST_GROUP_CHUNKS=GROUP_CHUNKS,
+            **_env(scenario),
         )
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "READY"
@@ -504,6 +521,18 @@ def test_check_integrity_compares_ids_and_vectors_not_just_counts(
     _ingest(other, docs)  # replaces tea.md: new chunk ids
     with KnowledgeBase.open(kb_dir, settings=SETTINGS) as kb, KnowledgeBase.open(other) as changed:
         assert len(kb) == len(changed)
+        for each in (kb, changed):  # checkpoints of both states, not only manifests
+            with each.store.writing(timeout=5):
+                each.store.flush()
     shutil.copy(other / "vectors.faiss", kb_dir / "vectors.faiss")
+    report = check_integrity(kb_dir)
+    assert any("not the file" in line for line in report.stale), report.summary()
+
+    # Even with the manifest made to vouch for the foreign file, its ids give it away.
+    manifest_path = kb_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    stat = (kb_dir / "vectors.faiss").stat()
+    manifest["checkpoint"]["files"]["vectors.faiss"] = [stat.st_size, stat.st_mtime_ns]
+    manifest_path.write_text(json.dumps(manifest))
     report = check_integrity(kb_dir)
     assert any("other chunk ids" in line for line in report.stale), report.summary()

@@ -98,3 +98,137 @@ def test_generation_counts_commits_and_reopen_rebuilds_when_behind(store, tmp_pa
     assert len(reopened) == 2  # FAISS on disk had 1; rebuilt from the catalog
     assert reopened.hits(reopened.lexical_search(["beta"], 1))[0].text == "beta"
     reopened.close()
+
+
+# ------------------------------------------------- checkpoints and the change log
+
+
+def _identities(directory):
+    return {
+        name: (directory / name).stat().st_mtime_ns for name in ("vectors.faiss", "lexical.npz")
+    }
+
+
+def test_a_small_write_leaves_the_checkpoint_and_is_replayed_on_open(store, tmp_path):
+    kb = tmp_path / "kb"
+    with store.writing(timeout=5):
+        store.write_documents([doc("a.md", ["alpha one"])])
+    before = _identities(kb)
+    with store.writing(timeout=5):
+        store.write_documents([doc("b.md", ["beta two"], seed=1)])
+        assert store.remove_document("a.md")
+    assert _identities(kb) == before  # no checkpoint for three chunks' worth of changes
+    manifest = json.loads((kb / "manifest.json").read_text())
+    assert (manifest["documents"], manifest["chunks"]) == (1, 1)  # the counts are live
+    assert manifest["checkpoint"]["generation"] < manifest["generation"]
+    reopened = LocalStore.open(kb)
+    try:
+        assert reopened.counts() == (1, 1) and len(reopened) == 1
+        assert reopened.hits(reopened.lexical_search(["beta"], 1))[0].text == "beta two"
+        assert reopened.lexical_search(["alpha"], 5) == []
+        # alpha came and went after the checkpoint, so only beta is replayed.
+        assert reopened._changes_since_checkpoint == 1
+    finally:
+        reopened.close()
+
+
+def test_enough_changes_write_a_checkpoint_and_prune_the_log(store, tmp_path, monkeypatch):
+    from ragqa.stores import local
+
+    kb = tmp_path / "kb"
+    monkeypatch.setattr(local, "CHECKPOINT_MIN_CHANGES", 3)
+    with store.writing(timeout=5):
+        store.write_documents([doc("a.md", ["one", "two"])])
+    with store.writing(timeout=5):
+        store.remove_document("a.md")
+        store.write_documents([doc("b.md", ["three"], seed=2)])
+    manifest = json.loads((kb / "manifest.json").read_text())
+    assert manifest["checkpoint"]["generation"] == manifest["generation"]
+    with sqlite3.connect(kb / "catalog.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM deleted_chunks").fetchone() == (0,)
+        log_since = conn.execute("SELECT value FROM meta WHERE key = 'log_since'").fetchone()
+    assert int(log_since[0]) == manifest["generation"]
+    assert faiss.read_index(str(kb / "vectors.faiss")).ntotal == 1
+
+
+def test_a_reader_replays_what_a_writer_commits(store, tmp_path, monkeypatch):
+    reader = LocalStore.open(tmp_path / "kb")
+    try:
+        with store.writing(timeout=5):
+            store.write_documents([doc("a.md", ["alpha"]), doc("b.md", ["beta"], seed=1)])
+        # Replayed from the log, not reloaded: a reload here would fail the test.
+        monkeypatch.setattr(reader, "_load_derived", lambda: pytest.fail("full reload"))
+        assert reader.refresh() is True
+        assert reader.counts() == (2, 2) and len(reader) == 2
+        with store.writing(timeout=5):
+            store.remove_document("a.md")
+        assert reader.refresh() is True
+        assert reader.lexical_search(["alpha"], 5) == [] and len(reader) == 1
+        assert reader.refresh() is False  # nothing new: one cheap query
+    finally:
+        reader.close()
+
+
+def test_a_catalog_from_before_the_change_log_is_migrated(store, tmp_path):
+    kb = tmp_path / "kb"
+    with store.writing(timeout=5):
+        store.write_documents([doc("a.md", ["alpha"])])
+    store.close()
+    with sqlite3.connect(kb / "catalog.sqlite") as conn:  # the schema ragqa 0.1 wrote
+        conn.execute("DROP INDEX IF EXISTS chunks_by_generation")
+        conn.execute("ALTER TABLE chunks DROP COLUMN generation")
+        conn.execute("ALTER TABLE chunks DROP COLUMN unknown")
+        conn.execute("DROP TABLE deleted_chunks")
+        conn.execute("DELETE FROM meta WHERE key = 'log_since'")
+    old = LocalStore.open(kb)  # readable as it is: rebuilt from the catalog
+    try:
+        assert old.hits(old.lexical_search(["alpha"], 1))[0].text == "alpha"
+        with old.writing(timeout=5):  # a writer migrates it
+            old.write_documents([doc("b.md", ["beta"], seed=1)])
+            assert old.remove_document("a.md")
+    finally:
+        old.close()
+    reopened = LocalStore.open(kb)
+    try:
+        assert [d.source for d in reopened.documents()] == ["b.md"]
+        assert reopened.lexical_search(["alpha"], 5) == [] and len(reopened) == 1
+    finally:
+        reopened.close()
+    from ragqa.integrity import check_integrity
+
+    assert check_integrity(kb).ok, check_integrity(kb).summary()
+
+
+def test_an_ivfpq_index_searches_exactly_scored_candidates(tmp_path):
+    from ragqa.integrity import check_integrity
+
+    dim, count = 64, 12_000
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, dim))
+    vectors = centres[rng.integers(0, 50, count)] + 0.3 * rng.normal(size=(count, dim))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    s = LocalStore.create(tmp_path / "kb", embedding_model="m", dimension=dim, vector_index="ivfpq")
+    with s.writing(timeout=5):
+        for start in range(0, count, 1000):
+            texts = [f"text {i}" for i in range(start, start + 1000)]
+            chunks = [Chunk(t, f"d{start}", 1, 0, len(t)) for t in texts]
+            s.write_documents(
+                [NewDocument(f"d{start}", "h", 1, chunks, vectors[start : start + 1000],
+                             [t.split() for t in texts])]
+            )  # fmt: skip
+    assert not hasattr(s._index, "id_map")  # IVF-PQ, not the exact flat index
+    found = [s.hits(s.dense_search(vectors[i], 1))[0].text for i in range(0, count, 1200)]
+    assert sum(f == f"text {i}" for f, i in zip(found, range(0, count, 1200), strict=True)) >= 9
+    top = s.dense_search(vectors[5], 5)
+    assert top[0][1] == pytest.approx(1.0, abs=1e-5)  # exact cosines, not PQ estimates
+    np.testing.assert_allclose(s.vectors_by_id([top[0][0]]), vectors[5:6], atol=1e-6)
+    with s.writing(timeout=5):
+        assert s.remove_document("d0")
+    assert len(s) == count - 1000
+    s.close()
+    reopened = LocalStore.open(tmp_path / "kb", vector_index="ivfpq")
+    try:
+        assert len(reopened) == count - 1000 and not hasattr(reopened._index, "id_map")
+    finally:
+        reopened.close()
+    assert check_integrity(tmp_path / "kb").ok, check_integrity(tmp_path / "kb").summary()
