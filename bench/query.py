@@ -99,6 +99,10 @@ def _build_worker(kb_dir: Path, size: int, data_dir: Path) -> dict[str, Any]:
     unknown, total = embedder.unknown_token_counts(sentences)
     started = time.perf_counter()
     store = LocalStore.create(kb_dir, embedding_model=embedder.name, dimension=embedder.dimension)
+    # As an ingest writes: under the writer lock, whose end switches the vector index
+    # to IVF-PQ past APPROXIMATE_FROM chunks and writes a checkpoint.
+    writing = store.writing(timeout=60)
+    writing.__enter__()
     batch: list[NewDocument] = []
     for doc_no in range(size // CHUNKS_PER_DOCUMENT):
         source = f"synthetic/{doc_no:07d}"
@@ -118,7 +122,7 @@ def _build_worker(kb_dir: Path, size: int, data_dir: Path) -> dict[str, Any]:
             store.write_documents(batch)
             batch = []
     store.write_documents(batch)
-    store.flush()
+    writing.__exit__(None, None, None)
     store.close()
     return {"build_s": time.perf_counter() - started, "chunks": size}
 

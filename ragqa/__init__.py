@@ -15,6 +15,7 @@ Importing ragqa is cheap: torch, FAISS and the embedding model load on first use
 from __future__ import annotations
 
 from ragqa.config import Settings
+from ragqa.embeddings.sentence_transformers import set_openmp_waiting
 from ragqa.errors import (
     ConfigError,
     IndexCorruptError,
@@ -26,6 +27,10 @@ from ragqa.errors import (
 )
 from ragqa.knowledge_base import IngestProgress, KnowledgeBase
 from ragqa.types import Chunk, DocumentInfo, FileResult, Hit, IngestReport, Page
+
+# Before any OpenMP runtime starts (torch and FAISS each bring their own, and both
+# are imported lazily, after this).
+set_openmp_waiting()
 
 __version__ = "0.1.0"
 

@@ -93,6 +93,10 @@ class Settings:
     # The CLI's default store location (same as --store / --kb): a directory, or a
     # URI such as milvus:///path/kb.db or milvus://host:19530/name (ragqa.stores).
     store: str = ""
+    # The FAISS index of the embedded store: "auto" (exact below 50,000 chunks, then
+    # IVF-PQ with exact re-scoring), "flat" or "ivfpq". "" keeps what the knowledge
+    # base recorded; a writer records an explicit choice.
+    vector_index: str = ""
     milvus_token: str = field(default="", repr=False)  # "user:password" or an API key
 
     def __post_init__(self) -> None:
@@ -110,6 +114,10 @@ class Settings:
             )
         if self.llm not in LLM_BACKENDS:
             raise ConfigError(f"llm must be one of {', '.join(LLM_BACKENDS)}, not {self.llm!r}")
+        if self.vector_index not in ("", "auto", "flat", "ivfpq"):
+            raise ConfigError(
+                f"vector_index must be auto, flat or ivfpq, not {self.vector_index!r}"
+            )
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, not {self.top_k}")
         if self.embedding_batch_size < 1:

@@ -122,6 +122,7 @@ class KnowledgeBase:
             embedding_model=embedder.name,
             dimension=embedder.dimension,
             token=settings.milvus_token,
+            vector_index=settings.vector_index,
         )
         return cls(store, embedder, settings)
 
@@ -145,7 +146,9 @@ class KnowledgeBase:
             IndexCorruptError: the directory is damaged.
         """
         settings = settings or Settings.from_env()
-        store = open_store(directory, token=settings.milvus_token)
+        store = open_store(
+            directory, token=settings.milvus_token, vector_index=settings.vector_index
+        )
         try:
             wanted = embedder.name if embedder is not None else embedding_model
             if wanted is not None and wanted != store.embedding_model:

@@ -45,7 +45,8 @@ def set_openmp_waiting() -> None:
     7.5 ms to embed one question), because every small matrix product then has to
     wake its threads. A short spin of 10,000 rounds keeps both: threads stay awake
     between the products of one forward pass and sleep soon after it. A user's own
-    OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. ``import ragqa`` calls this, because
+    FAISS's OpenMP runtime starts when FAISS is imported, before torch's.
     """
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = "10000"

@@ -69,13 +69,25 @@ def store_exists(location: str | os.PathLike[str], *, token: str = "") -> bool:
 
 
 def create_store(
-    location: str | os.PathLike[str], *, embedding_model: str, dimension: int, token: str = ""
+    location: str | os.PathLike[str],
+    *,
+    embedding_model: str,
+    dimension: int,
+    token: str = "",
+    vector_index: str = "",
 ) -> Store:
-    """Create an empty store at ``location`` for vectors of ``embedding_model``."""
+    """Create an empty store at ``location`` for vectors of ``embedding_model``.
+
+    ``token`` authenticates to a Milvus server; ``vector_index`` picks the embedded
+    store's FAISS index (see :class:`~ragqa.stores.local.LocalStore`).
+    """
     backend, rest = parse_location(location)
     if backend == "local":
         return LocalStore.create(
-            Path(rest).expanduser(), embedding_model=embedding_model, dimension=dimension
+            Path(rest).expanduser(),
+            embedding_model=embedding_model,
+            dimension=dimension,
+            vector_index=vector_index,
         )
     from ragqa.stores.milvus import MilvusStore
 
@@ -84,11 +96,13 @@ def create_store(
     )
 
 
-def open_store(location: str | os.PathLike[str], *, token: str = "") -> Store:
+def open_store(
+    location: str | os.PathLike[str], *, token: str = "", vector_index: str = ""
+) -> Store:
     """Open the store at ``location``, checking that its parts belong together."""
     backend, rest = parse_location(location)
     if backend == "local":
-        return LocalStore.open(Path(rest).expanduser())
+        return LocalStore.open(Path(rest).expanduser(), vector_index=vector_index)
     from ragqa.stores.milvus import MilvusStore
 
     return MilvusStore.open(rest, token=token)

@@ -174,15 +174,15 @@ class LocalStore(Store):
         manifest: Manifest,
         conn: sqlite3.Connection,
         *,
-        vector_index: str = "auto",
+        vector_index: str = "",
     ) -> None:
-        if vector_index not in VECTOR_INDEXES:
+        if vector_index and vector_index not in VECTOR_INDEXES:
             raise ConfigError(
                 f"vector_index must be one of {', '.join(VECTOR_INDEXES)}, not {vector_index!r}"
             )
         self.directory = directory
         self.location = str(directory)
-        self.vector_index = vector_index
+        self._vector_index_choice = vector_index  # "" follows the knowledge base's own
         self._manifest = manifest  # as manifest.json says: model, dimension, creation
         self._live: Manifest | None = None  # the manifest as of the loaded generation
         # manifest.json's "checkpoint": the generation, chunk count, tokenizer
@@ -207,7 +207,7 @@ class LocalStore(Store):
 
     @classmethod
     def create(
-        cls, directory: Path, *, embedding_model: str, dimension: int, vector_index: str = "auto"
+        cls, directory: Path, *, embedding_model: str, dimension: int, vector_index: str = ""
     ) -> LocalStore:
         """Create an empty store in ``directory`` (which may exist but must be empty).
 
@@ -261,13 +261,14 @@ class LocalStore(Store):
         return store
 
     @classmethod
-    def open(cls, directory: Path, *, vector_index: str = "auto") -> LocalStore:
+    def open(cls, directory: Path, *, vector_index: str = "") -> LocalStore:
         """Open an existing store, checking that its parts belong together.
 
         Args:
             directory: the knowledge base.
-            vector_index: ``auto``, ``flat`` or ``ivfpq``: which FAISS index a
-                writer builds (``auto``: exact below ``APPROXIMATE_FROM`` chunks).
+            vector_index: ``auto``, ``flat`` or ``ivfpq``: which FAISS index to
+                keep (``auto``: exact below ``APPROXIMATE_FROM`` chunks). A writer
+                records the choice in the catalog; ``""`` follows that record.
         """
         if not directory.is_dir():
             raise RagqaError(
@@ -472,10 +473,21 @@ class LocalStore(Store):
             return None
         return lexical
 
+    @property
+    def vector_index(self) -> str:
+        """The FAISS index policy: this store's choice, else the catalog's, else auto."""
+        return self._vector_index_choice or self._meta_value("vector_index") or "auto"
+
     def _wanted_index(self, chunks: int) -> str:
-        if self.vector_index != "auto":
-            return self.vector_index
+        policy = self.vector_index
+        if policy != "auto":
+            return policy
         return "ivfpq" if chunks >= APPROXIMATE_FROM else "flat"
+
+    def _index_switch_due(self) -> bool:
+        have = "flat" if hasattr(self._index, "id_map") else "ivfpq"
+        want = self._wanted_index(len(self))
+        return want != have and not (want == "ivfpq" and len(self) < _IVF_MIN_TRAIN)
 
     def _rebuild_faiss(self) -> Any:
         import faiss
@@ -588,6 +600,14 @@ class LocalStore(Store):
         """
         with self._lock:
             _migrate(self._conn)
+            if self._vector_index_choice and self._vector_index_choice != self._meta_value(
+                "vector_index"
+            ):
+                with self._conn:  # a setting, not a change of content: no new generation
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_index', ?)",
+                        (self._vector_index_choice,),
+                    )
             if self._upgrade_stored_terms():
                 self._load_derived()  # every chunk's terms changed
             self.refresh()
@@ -598,14 +618,9 @@ class LocalStore(Store):
 
     def _switch_index_if_due(self) -> None:
         """Rebuild FAISS as the other kind when the size or the setting asks for it."""
-        import faiss
-
-        have = (
-            "flat" if isinstance(faiss.downcast_index(self._index), faiss.IndexIDMap2) else "ivfpq"
-        )
-        want = self._wanted_index(len(self))
-        if want == have or (want == "ivfpq" and len(self) < _IVF_MIN_TRAIN):
+        if not self._index_switch_due():
             return
+        want = self._wanted_index(len(self))
         log.info(
             "%s: switching the vector index to %s at %d chunks", self.directory, want, len(self)
         )
@@ -677,6 +692,7 @@ class LocalStore(Store):
         on_disk = _read_manifest(self.directory)
         return (
             self._checkpoint_due()
+            or self._index_switch_due()
             or on_disk is None
             or on_disk.generation != self._loaded_generation
             or bool(self._leftover_temp_files())
@@ -693,6 +709,7 @@ class LocalStore(Store):
             self.sync_to_catalog()
             for leftover in self._leftover_temp_files():
                 leftover.unlink(missing_ok=True)
+            self._switch_index_if_due()
             if self._checkpoint_due():
                 self.flush()
             else:
