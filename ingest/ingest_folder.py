@@ -19,27 +19,17 @@ Example crontab line::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 from ragqa import KnowledgeBase, RagqaError, Settings
-from ragqa.cli import EXIT_ERROR, EXIT_PARTIAL, print_report, report_to_dict, run_ingest
+from ragqa.cli import EXIT_ERROR, add_store_argument, finish_folder_ingest, run_ingest
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="Folder tree to ingest.")
-    parser.add_argument(
-        "--kb",
-        "--store",
-        dest="kb",
-        default=os.environ.get("RAGQA_STORE") or os.environ.get("RAGQA_KB_DIR"),
-        required=not (os.environ.get("RAGQA_STORE") or os.environ.get("RAGQA_KB_DIR")),
-        help="Knowledge base: a directory or a store URI such as milvus:///kb.db "
-        "(env RAGQA_STORE or RAGQA_KB_DIR).",
-    )
+    add_store_argument(parser)
     parser.add_argument("--pdf-password", help="Password for encrypted PDFs.")
     parser.add_argument(
         "--prune", action="store_true", help="Remove documents whose files are gone."
@@ -58,13 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except RagqaError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print_report(report)
-    if pruned:
-        print(f"{len(pruned)} removed (files gone from {args.folder})")
-    if args.report:
-        payload = report_to_dict(report) | {"removed": pruned}
-        args.report.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
-    return EXIT_PARTIAL if report.failed else 0
+    return finish_folder_ingest(report, pruned, args.folder, args.report)
 
 
 if __name__ == "__main__":

@@ -17,29 +17,18 @@ Exit codes: 0 all files fine; 1 error; 3 some files failed (the rest are stored)
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 from ragqa import KnowledgeBase, RagqaError, Settings
-from ragqa.cli import EXIT_ERROR, EXIT_PARTIAL, ingest_progress, print_report, report_to_dict
+from ragqa.cli import EXIT_ERROR, add_store_argument, finish_folder_ingest, ingest_progress
 from ragqa.distributed import FILES_PER_BATCH, ray_ingest
 
 
 def main(argv: list[str] | None = None) -> int:
-    env_store = os.environ.get("RAGQA_STORE") or os.environ.get("RAGQA_KB_DIR")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="Folder tree to ingest (readable by every node).")
-    parser.add_argument(
-        "--kb",
-        "--store",
-        dest="kb",
-        default=env_store,
-        required=not env_store,
-        help="Knowledge base: a directory or a store URI such as "
-        "milvus://host:19530/name (env RAGQA_STORE or RAGQA_KB_DIR).",
-    )
+    add_store_argument(parser)
     parser.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001.")
     parser.add_argument("--num-cpus", type=int, help="CPUs of a Ray instance started here.")
     parser.add_argument("--embed-actors", type=int, help="Embedding actors (default: CPUs / 2).")
@@ -86,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except RagqaError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print_report(report)
-    if pruned:
-        print(f"{len(pruned)} removed (files gone from {args.folder})")
-    if args.report:
-        payload = report_to_dict(report) | {"removed": pruned}
-        args.report.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
-    return EXIT_PARTIAL if report.failed else 0
+    return finish_folder_ingest(report, pruned, args.folder, args.report)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,33 @@ def print_report(report: IngestReport) -> None:
     click.echo(report.summary())
 
 
+def add_store_argument(parser: Any) -> None:
+    """``--kb``/``--store`` for the argparse scripts in ``ingest/``, like the CLI's."""
+    default = os.environ.get("RAGQA_STORE") or os.environ.get("RAGQA_KB_DIR")
+    parser.add_argument(
+        "--kb",
+        "--store",
+        dest="kb",
+        default=default,
+        required=not default,
+        help="Knowledge base: a directory or a store URI such as milvus:///kb.db or "
+        "milvus://host:19530/name (env RAGQA_STORE or RAGQA_KB_DIR).",
+    )
+
+
+def finish_folder_ingest(
+    report: IngestReport, pruned: list[str], folder: Path, report_path: Path | None
+) -> int:
+    """Print what a folder ingest did, write its JSON report, return the exit code."""
+    print_report(report)
+    if pruned:
+        click.echo(f"{len(pruned)} removed (files gone from {folder})")
+    if report_path:
+        payload = report_to_dict(report) | {"removed": pruned}
+        report_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    return EXIT_PARTIAL if report.failed else 0
+
+
 def report_to_dict(report: IngestReport) -> dict[str, Any]:
     return {
         "added": report.added,

@@ -125,7 +125,7 @@ def get_reranker(model: str, *, device: str = "") -> Reranker:
 
 
 def _load_cross_encoder(model: str, device: str) -> Any:
-    from ragqa.embeddings.sentence_transformers import set_openmp_waiting
+    from ragqa.embeddings.sentence_transformers import quiet_transformers, set_openmp_waiting
 
     set_openmp_waiting()  # as for the embedder: before torch starts
     try:
@@ -134,7 +134,7 @@ def _load_cross_encoder(model: str, device: str) -> Any:
         raise ConfigError(
             "reranking needs sentence-transformers: pip install sentence-transformers"
         ) from None
-    _quiet_transformers()
+    quiet_transformers()
     path = Path(model).expanduser()
     local = path.exists()
     try:
@@ -154,14 +154,3 @@ def _load_cross_encoder(model: str, device: str) -> Any:
             f"cannot load reranker model {model!r}: {type(exc).__name__}: {exc} ({hint}). "
             'Set RAGQA_RERANKER_MODEL="" to search without reranking.'
         ) from None
-
-
-def _quiet_transformers() -> None:
-    # transformers draws a "Loading weights" bar on every load; keep terminals clean.
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - comes with sentence-transformers
-        pass

