@@ -308,8 +308,8 @@ def _faiss_worker(size: int, queries: int) -> dict[str, Any]:
     ivf = local._build_ivfpq(dim, size, chunks)
     build = time.perf_counter() - t
     nlist = faiss.extract_index_ivf(ivf).nlist
-    # A dense search for 10 re-scores 100 candidates (local.IVF_RERANK_FACTOR, at
-    # least 100); hybrid search's depth of 100 re-scores 400.
+    # ragqa re-scores max(IVF_RERANK_FACTOR * k, IVF_MIN_CANDIDATES) = 400
+    # candidates, for a dense search of 10 as for hybrid search's depth of 100.
     local._configure(ivf)
     for nprobe in sorted({16, 32, 64, 128, ivf.nprobe}):
         ivf.nprobe = nprobe
@@ -355,7 +355,7 @@ def _real_vectors_worker(data_dir: Path, queries: int) -> dict[str, Any]:
     rows = []
     for nprobe in sorted({8, 16, default, 64}):
         ivf.nprobe = nprobe
-        candidates = ivf.search(query_vectors, 100)[1]
+        candidates = ivf.search(query_vectors, local.IVF_MIN_CANDIDATES)[1]
         found = []
         for q, c in zip(query_vectors, candidates, strict=True):
             c = c[c >= 0]
@@ -515,7 +515,7 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"\nragqa's IVF-PQ on real vectors ({real['vectors']:,} distinct SQuAD and DRCD "
             f"sentences, the bundled model; {results['kb'][0]['queries']} real questions): "
-            "recall@10 against exact search, 100 candidates re-scored; ragqa's nprobe is "
+            "recall@10 against exact search, 400 candidates re-scored; ragqa's nprobe is "
             f"{real['default_nprobe']}\n"
         )
         print_table(
