@@ -42,11 +42,25 @@ HERE = Path(__file__).resolve()
 TUTORIAL_BATCH_SIZE = 32  # HuggingFaceEmbeddings leaves encode()'s default of 32
 
 
+FILES = 100  # the "files" corpus: this many Markdown files of SQuAD paragraphs
+
+
+def _write_files(data_dir: Path, folder: Path) -> Path:
+    """100 Markdown files, six SQuAD paragraphs each: a folder a user would ingest."""
+    paragraphs = list(load_paragraphs(data_dir, "squad").values())
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(FILES):
+        text = "\n\n".join(paragraphs[6 * n : 6 * n + 6])
+        (folder / f"note-{n:03d}.md").write_text(text, encoding="utf-8")
+    return folder
+
+
 def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, Any]:
     from ragqa import KnowledgeBase
     from ragqa.lexical import tokenize
 
     with tempfile.TemporaryDirectory() as tmp:
+        files = _write_files(data_dir, Path(tmp) / "files") if corpus == "files" else None
         kb = KnowledgeBase.create(Path(tmp) / "kb")
         load_started = time.perf_counter()
         kb.embedder.embed_query("warm up")  # loads torch and the model
@@ -57,6 +71,8 @@ def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, A
             started = time.perf_counter()
             if corpus == "pdfs":
                 report = kb.add([data_dir / "pdfs"])
+            elif files is not None:
+                report = kb.add([files])
             else:
                 report = kb.add_texts(load_paragraphs(data_dir, corpus, limit))
             return time.perf_counter() - started, report
@@ -73,9 +89,21 @@ def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, A
             "chunks": len(kb),
             "pages": sum(f.pages for f in ok),
             "model_load_s": model_load_s,
+            # What the indexes hold in memory: FAISS and BM25 are loaded whole (a
+            # checkpoint is written first; small ingests do not write one).
+            "index_mb": _checkpoint_mb(kb),
         }
         kb.close()
     return result
+
+
+def _checkpoint_mb(kb: Any) -> float:
+    with kb.store.writing(timeout=60):
+        kb.store.flush()
+    return (
+        sum((kb.directory / name).stat().st_size for name in ("vectors.faiss", "lexical.npz"))
+        / 2**20
+    )
 
 
 def _tutorial_embeddings() -> Any:
@@ -130,6 +158,14 @@ def _tutorial_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str
             docs.extend(pages)
         items = len({d.metadata["source"] for d in docs})
         page_count = len(docs)
+    elif corpus == "files":
+        with tempfile.TemporaryDirectory() as tmp:  # as TextLoader: one Document a file
+            folder = _write_files(data_dir, Path(tmp) / "files")
+            docs = [
+                Document(path.read_text(encoding="utf-8"), metadata={"source": path.name})
+                for path in sorted(folder.glob("*.md"))
+            ]
+        items, page_count = len(docs), 0
     else:
         paragraphs = load_paragraphs(data_dir, corpus, limit)
         docs = [Document(text, metadata={"source": s}) for s, text in paragraphs.items()]
@@ -205,15 +241,40 @@ def report(rows: list[dict[str, Any]]) -> None:
     print("\n(items = paragraphs, or PDF files read; model load excluded on both sides)")
 
 
+def scaling(data_dir: Path) -> None:
+    """Peak memory of ragqa ingesting 62 and then 620 SQuAD paragraphs (10x)."""
+    small, large = (
+        run_worker(
+            HERE, ["--worker", "ragqa", "--corpus", "squad", "--data-dir", str(data_dir),
+                   "--limit", str(n)]
+        )
+        for n in (62, 620)
+    )  # fmt: skip
+    print("\npeak memory against input size (target: 10x the input adds at most 1.5x, ")
+    print("on top of the index's own size)\n")
+    rows = [
+        [r["items"], r["chunks"], r["peak_rss_mb"], r["index_mb"], r["peak_rss_mb"] - r["index_mb"]]
+        for r in (small, large)
+    ]
+    print_table(["paragraphs", "chunks", "peak RSS MB", "index MB", "peak RSS - index MB"], rows)
+    ratio = (large["peak_rss_mb"] - large["index_mb"]) / (small["peak_rss_mb"] - small["index_mb"])
+    print(f"\n10x the input: peak RSS less the index grew {ratio:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--limit", type=int, default=None, help="paragraphs per question set")
-    parser.add_argument("--corpus", action="append", choices=["squad", "drcd", "pdfs"])
+    parser.add_argument("--corpus", action="append", choices=["squad", "drcd", "pdfs", "files"])
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also ingest a tenth and all of the SQuAD paragraphs, for peak memory",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--worker", choices=["ragqa", "tutorial"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    corpora = args.corpus or ["squad", "drcd", "pdfs"]
+    corpora = args.corpus or ["squad", "drcd", "pdfs", "files"]
     if args.worker:
         worker = _ragqa_worker if args.worker == "ragqa" else _tutorial_worker
         result = worker(corpora[0], args.data_dir, args.limit)
@@ -221,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = run(args.data_dir, args.limit, corpora)
     report(rows)
+    if args.scaling:
+        scaling(args.data_dir)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
