@@ -7,6 +7,7 @@ A knowledge-base directory looks like this::
     vectors.faiss    FAISS index over the chunk vectors (derived)
     lexical.npz      BM25 index over the chunk tokens (derived)
     .lock            held by the one process that is writing
+    .checkpoint.lock shared while a checkpoint is loaded, exclusive while one is replaced
 
 Why this split: a write must be atomic, and three files cannot be replaced in one
 atomic step. SQLite can commit a transaction atomically, so every document change is
@@ -1287,13 +1288,6 @@ class _CatalogCursor(sqlite3.Cursor):
 
     def __next__(self) -> Any:
         return self._checked(super().__next__)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime_ns / 1e9
-    except FileNotFoundError:
-        return 0.0
 
 
 def _read_manifest(directory: Path) -> Manifest | None:
