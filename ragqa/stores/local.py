@@ -387,7 +387,7 @@ class LocalStore(Store):
             return False  # a catalog from before the log (a writer migrates it)
         return generation >= int(self._meta_value("log_since") or 2**62)
 
-    def _load_derived(self) -> None:
+    def _load_derived(self, attempts: int = 3) -> None:
         """Load the checkpoint and replay the change log since it; rebuild the
         derived indexes from the catalog when there is no usable checkpoint."""
         with self._lock:
@@ -406,9 +406,14 @@ class LocalStore(Store):
                     lexical = self._try_read_lexical(int(checkpoint["chunks"]))
             with self._snapshot():
                 generation = self._generation()
-                if index is not None and lexical is not None:
+                usable = index is not None and lexical is not None
+                # Checked again inside the snapshot: a writer may have written a newer
+                # checkpoint and pruned the log since the files were read.
+                replayable = usable and self._replayable_since(base)
+                retry = usable and not replayable and attempts > 1
+                if replayable:
                     changes: float = self._replay(base, generation, index, lexical)
-                else:
+                elif not retry:
                     if base >= 0:
                         log.info(
                             "%s: rebuilding the derived indexes from the catalog", self.directory
@@ -417,6 +422,9 @@ class LocalStore(Store):
                     index = self._rebuild_faiss()
                     lexical = self._rebuild_lexical(retokenize=retokenize)
                     changes = math.inf
+            if retry:
+                self._load_derived(attempts - 1)
+                return
             self._index, self._lexical = index, lexical
             _configure(index)
             self._loaded_generation = generation

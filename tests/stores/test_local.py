@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 
 import faiss
 import numpy as np
 import pytest
 
 from ragqa.stores import LocalStore, NewDocument
+from ragqa.stores import local as local_module
 from ragqa.types import Chunk
 
 DIM = 8
@@ -232,3 +234,36 @@ def test_an_ivfpq_index_searches_exactly_scored_candidates(tmp_path):
     finally:
         reopened.close()
     assert check_integrity(tmp_path / "kb").ok, check_integrity(tmp_path / "kb").summary()
+
+
+def test_a_checkpoint_written_while_a_reader_loads_is_not_replayed_onto(
+    store, tmp_path, monkeypatch
+):
+    """The log is pruned when a checkpoint is written; a reader that read the older
+    checkpoint's files meanwhile must load the newer one, not replay a cut log."""
+    kb = tmp_path / "kb"
+    with store.writing(timeout=5):
+        store.write_documents([doc("a.md", ["alpha"])])
+        store.flush()  # a checkpoint holding alpha
+        assert store.remove_document("a.md")  # logged, not checkpointed
+    real_lock = local_module._checkpoint_lock
+    fired = []
+
+    @contextmanager
+    def checkpoint_after_reading(directory, *, shared):
+        with real_lock(directory, shared=shared):
+            yield
+        if shared and not fired:  # the reader has read the old checkpoint's files
+            fired.append(True)
+            with store.writing(timeout=5):
+                store.flush()  # prunes the deletion of alpha from the log
+
+    monkeypatch.setattr(local_module, "_checkpoint_lock", checkpoint_after_reading)
+    reader = LocalStore.open(kb)
+    monkeypatch.undo()
+    try:
+        assert fired and len(reader) == 0
+        assert reader.lexical_search(["alpha"], 5) == []
+        assert reader.dense_search(doc("a.md", ["alpha"]).vectors[0], 5) == []
+    finally:
+        reader.close()
