@@ -67,9 +67,14 @@ def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
     return {f"p{p}": float(np.percentile(ms, p)) for p in (50, 95, 99)}
 
 
-def run_worker(script: Path, args: Sequence[str], timeout: float = 7200) -> dict[str, Any]:
+def run_worker(
+    script: Path,
+    args: Sequence[str],
+    timeout: float = 7200,
+    env_overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Run ``script --worker ...`` in a fresh interpreter; it prints one JSON line last."""
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **(env_overrides or {}))
     proc = subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,

@@ -51,6 +51,10 @@ class Settings:
     # wants far more.
     embedding_batch_size: int = 16
     embedding_device: str = ""  # "" lets sentence-transformers choose
+    # How questions are embedded: "auto" runs a cached ONNX export of the model in
+    # ONNX Runtime when it can (3x faster for one question, the same vectors; see
+    # ragqa/embeddings/onnx_query.py), "torch" always uses sentence-transformers.
+    query_backend: str = "auto"
 
     # Splitting, in characters of normalised text (see README for how these were chosen).
     chunk_size: int = 600
@@ -118,6 +122,8 @@ class Settings:
             raise ConfigError(
                 f"vector_index must be auto, flat or ivfpq, not {self.vector_index!r}"
             )
+        if self.query_backend not in ("auto", "torch"):
+            raise ConfigError(f"query_backend must be auto or torch, not {self.query_backend!r}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, not {self.top_k}")
         if self.embedding_batch_size < 1:

@@ -116,6 +116,7 @@ class KnowledgeBase:
             settings.embedding_model,
             batch_size=settings.embedding_batch_size,
             device=settings.embedding_device,
+            query_backend=settings.query_backend,
         )
         store = create_store(
             directory,
@@ -172,6 +173,7 @@ class KnowledgeBase:
                 store.embedding_model,
                 batch_size=settings.embedding_batch_size,
                 device=settings.embedding_device,
+                query_backend=settings.query_backend,
             )
         except BaseException:
             store.close()

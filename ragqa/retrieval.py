@@ -431,7 +431,11 @@ class Retriever:
         texts = {h.chunk_id: h.text for h in hits}
 
         def compute(missing: list[int]) -> dict[int, frozenset[str]]:
-            return {cid: frozenset(tokenize(texts[cid])) for cid in missing}
+            stored = self.store.chunk_terms(missing)
+            return {
+                cid: frozenset(stored[cid] if cid in stored else tokenize(texts[cid]))
+                for cid in missing
+            }
 
         ids = [h.chunk_id for h in hits]
         return self._terms_by_chunk.get_many(ids, compute, default=frozenset())

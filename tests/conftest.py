@@ -19,8 +19,14 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("SHARED_DATA_DIR") or REPO.parent / "shared" / "data")
 
 
+@pytest.fixture(scope="session")
+def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One cache for the session: the ONNX query encoder is exported once, not per test.
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _shared_cache: Path) -> None:
     # No RAGQA_* setting from the developer's shell may leak into a test, and
     # nothing may be written outside the test's own folder.
     for key in list(os.environ):
@@ -30,6 +36,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_shared_cache))
     # The bundled model loads from site-packages; never try the network.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

@@ -275,3 +275,33 @@ def test_unknown_shares_are_stored_at_ingest_not_recomputed_per_query(tmp_path):
         embedder.seen.clear()
         assert kb.search("alpha ~", k=3)
         assert embedder.seen == ["alpha ~"]  # the query only, never a chunk
+
+
+def test_the_relevance_gate_reads_stored_terms_instead_of_tokenizing_hits(
+    make_kb, write_text, monkeypatch
+):
+    import ragqa.lexical
+
+    kb = make_kb()
+    kb.add([write_text("tea.md", TEA), write_text("planets.md", PLANETS)])
+    hits = kb._retriever.search("Which tea comes from Nantou?", 3, mode="lexical")
+    assert hits
+    stored = kb.store.chunk_terms([h.chunk_id for h in hits])
+    assert stored == {h.chunk_id: ragqa.lexical.tokenize(h.text) for h in hits}
+
+    real_tokenize = ragqa.lexical.tokenize
+    tokenized: list[str] = []
+
+    def recording(text):
+        tokenized.append(text)
+        return real_tokenize(text)
+
+    monkeypatch.setattr(ragqa.lexical, "tokenize", recording)
+    with KnowledgeBase.open(kb.directory, embedder=kb.embedder) as fresh:  # empty caches
+        gated = fresh.search("Which tea comes from Nantou?", k=3)
+        assert tokenized == ["Which tea comes from Nantou?"], "the query only, never a hit"
+        # A store without stored terms gives the gate the same answer from the text.
+        monkeypatch.setattr(type(fresh.store), "chunk_terms", lambda self, ids: {})
+        fresh._retriever._terms_by_chunk = type(fresh._retriever._terms_by_chunk)(100)
+        assert fresh.search("Which tea comes from Nantou?", k=3) == gated
+        assert len(tokenized) > 1

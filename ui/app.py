@@ -60,9 +60,9 @@ mark.ragqa-cited { background: #ffe58f; color: inherit; padding: 0 0.1rem; }
 
 
 @st.cache_resource(show_spinner=False)
-def load_embedder(model: str, batch_size: int, device: str) -> Embedder:
+def load_embedder(model: str, batch_size: int, device: str, query_backend: str) -> Embedder:
     """The embedding model, loaded once per process and shared by every session."""
-    return get_embedder(model, batch_size=batch_size, device=device)
+    return get_embedder(model, batch_size=batch_size, device=device, query_backend=query_backend)
 
 
 @st.cache_resource(show_spinner=False)
@@ -104,7 +104,10 @@ def shared_chat_model(settings: Settings) -> Any:
 
 def shared_embedder(settings: Settings) -> Embedder:
     return load_embedder(
-        settings.embedding_model, settings.embedding_batch_size, settings.embedding_device
+        settings.embedding_model,
+        settings.embedding_batch_size,
+        settings.embedding_device,
+        settings.query_backend,
     )
 
 

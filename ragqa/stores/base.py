@@ -156,6 +156,16 @@ class Store(ABC):
         del ids
         return {}
 
+    def chunk_terms(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The lexical terms stored with these chunks, for those that have them.
+
+        The relevance gate measures how much of a query each top hit covers; stored
+        terms spare it tokenizing five passages per query (jieba: milliseconds).
+        Stores that keep no usable terms return ``{}`` and the text is tokenized.
+        """
+        del ids
+        return {}
+
     def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
         """Turn ``(chunk id, score)`` pairs into Hits, keeping their order."""
         rows = self.chunks_by_id([cid for cid, _ in scored])

@@ -845,6 +845,24 @@ class LocalStore(Store):
                 out.update(rows)
         return out
 
+    def chunk_terms(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        if not len(ids):
+            return {}
+        with self._lock:
+            # Terms made by another version of the tokenizer would not match the
+            # query's; until a writer re-tokenizes them, the text is tokenized instead.
+            if self._stored_tokenizer_version() != _tokenizer_version():
+                return {}
+            out: dict[int, list[str]] = {}
+            for start in range(0, len(ids), 500):
+                part = [int(i) for i in ids[start : start + 500]]
+                marks = ",".join("?" * len(part))
+                rows = self._conn.execute(
+                    f"SELECT id, tokens FROM chunks WHERE id IN ({marks})", part
+                ).fetchall()
+                out.update((cid, tokens.split()) for cid, tokens in rows)
+        return out
+
     def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, in the given order."""
         if not len(ids):

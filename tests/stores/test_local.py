@@ -267,3 +267,12 @@ def test_a_checkpoint_written_while_a_reader_loads_is_not_replayed_onto(
         assert reader.dense_search(doc("a.md", ["alpha"]).vectors[0], 5) == []
     finally:
         reader.close()
+
+
+def test_chunk_terms_are_the_stored_ones_unless_the_tokenizer_changed(store, monkeypatch):
+    store.write_documents([doc("a.md", ["Red apples", "green pears"])])
+    ids = [cid for cid, _ in store.lexical_search(["red", "green"], 5)]
+    assert sorted(store.chunk_terms(ids).values()) == [["green", "pears"], ["red", "apples"]]
+    assert store.chunk_terms([]) == {} and store.chunk_terms([10**9]) == {}
+    monkeypatch.setattr(local_module, "_tokenizer_version", lambda: 10**6)
+    assert store.chunk_terms(ids) == {}, "terms of another tokenizer never reach the gate"

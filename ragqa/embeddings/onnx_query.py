@@ -1,0 +1,272 @@
+"""Embedding questions with ONNX Runtime: the same vectors in a third of the time.
+
+A question is a dozen tokens. For inputs that small, torch spends most of a forward
+pass dispatching a hundred tiny operations and waking its threads; ONNX Runtime runs
+the same graph with far less overhead. Measured on 2 cores with all-MiniLM-L6-v2 and
+200 real SQuAD and DRCD questions, in one run: 3.5 ms p50 against 10.9 ms through
+``SentenceTransformer.encode``, with a cosine of 1.0 between the two vectors.
+Batches of chunks at ingest time stay on torch: there the two measured the same.
+
+The graph is exported from the loaded sentence-transformers model once, checked
+against it, and cached (``$XDG_CACHE_HOME/ragqa/onnx``, keyed by the model
+directory's files). Later processes embed questions without importing torch at all,
+so a chat's first answer no longer waits for torch and the model to load.
+
+Only models that are a transformer followed by mean or CLS pooling (and optionally a
+normalisation) are exported, from a local directory (the bundled default is one);
+anything else keeps to torch. ``RAGQA_QUERY_BACKEND=torch`` turns this off.
+
+Example:
+    >>> encoder = query_encoder_for("/path/to/model")            # doctest: +SKIP
+    >>> encoder.encode("Who wrote it?").shape                     # doctest: +SKIP
+    (384,)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OnnxQueryEncoder", "cache_directory", "export_query_encoder"]
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever the export or the files in a cache entry change meaning.
+EXPORT_VERSION = 1
+SPEC = "query_encoder.json"  # written last: its presence marks a complete entry
+GRAPH = "model.onnx"
+TOKENIZER = "tokenizer.json"
+# The export must reproduce torch's vectors; anything less and it is not used.
+MIN_AGREEMENT = 0.9999
+PROBES = (
+    "ragqa checks its exported graph against the original model.",
+    "這是一個測試句子，含有中文和 English words。",
+    "x",
+)
+
+
+def cache_directory(model_path: str) -> Path | None:
+    """Where the export of the model at ``model_path`` is cached; ``None`` when the
+    model is not a local directory (a hub name has no files to key the cache on).
+
+    The key covers every file of the model (name, size, modification time), so a
+    model updated in place gets a new export.
+    """
+    root = Path(model_path).expanduser()
+    if not root.is_dir():
+        return None
+    digest = hashlib.sha256(f"{EXPORT_VERSION}\n{root.resolve()}\n".encode())
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            rel = path.relative_to(root).as_posix()
+            digest.update(f"{rel}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "ragqa" / "onnx" / f"{root.name}-{digest.hexdigest()[:16]}"
+
+
+class OnnxQueryEncoder:
+    """One question in, one unit vector out, through ONNX Runtime.
+
+    Built with :meth:`load` from a cache entry that :func:`export_query_encoder`
+    wrote; it needs ``onnxruntime`` and ``tokenizers``, not torch.
+    """
+
+    def __init__(self, session: Any, tokenizer: Any, spec: dict[str, Any]) -> None:
+        from tokenizers import Tokenizer
+
+        self._session = session
+        self._tokenizer = tokenizer  # truncates to the model's max length
+        # A second copy counts whole texts. Toggling truncation on one shared
+        # tokenizer would race with encode() in another thread (the UI has many).
+        self._counting = Tokenizer.from_str(tokenizer.to_str())
+        self._counting.no_truncation()
+        self._inputs = list(spec["inputs"])
+        self._pooling = spec["pooling"]
+        self._lower = bool(spec.get("lowercase", False))
+        self.dimension = int(spec["dimension"])
+        self._unk_id = spec.get("unk_id")
+
+    @classmethod
+    def load(cls, directory: Path) -> OnnxQueryEncoder | None:
+        """The encoder cached in ``directory``, or ``None`` if there is none (yet)."""
+        try:
+            spec = json.loads((directory / SPEC).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if spec.get("version") != EXPORT_VERSION:
+            return None
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.inter_op_num_threads = 1  # one graph at a time; threads go to its ops
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(
+                str(directory / GRAPH), options, providers=["CPUExecutionProvider"]
+            )
+            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER))
+        except Exception as exc:  # a damaged cache entry: export again
+            log.info("cached ONNX query encoder in %s is unusable: %s", directory, exc)
+            return None
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(int(spec["max_length"]))  # as encode() truncates
+        return cls(session, tokenizer, spec)
+
+    def _prepare(self, text: str) -> str:
+        # What sentence-transformers' Transformer.tokenize does before tokenizing.
+        text = text.strip()
+        return text.lower() if self._lower else text
+
+    def encode(self, text: str) -> np.ndarray:
+        """The unit vector of one text, as the torch model would compute it."""
+        encoding = self._tokenizer.encode(self._prepare(text))
+        columns = {
+            "input_ids": encoding.ids,
+            "attention_mask": encoding.attention_mask,
+            "token_type_ids": encoding.type_ids,
+        }
+        feed = {name: np.asarray([columns[name]], dtype=np.int64) for name in self._inputs}
+        hidden = self._session.run(None, feed)[0][0]  # (tokens, dimension)
+        # CLS pooling takes the first token; mean pooling averages them all (one
+        # text has no padding to leave out).
+        vector = hidden[0] if self._pooling == "cls" else hidden.mean(axis=0)
+        vector = vector.astype(np.float32)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+    def unknown_token_count(self, text: str) -> tuple[int, int] | None:
+        """``([UNK] tokens, tokens)`` of ``text`` without special tokens or
+        truncation, as the torch embedder counts them; ``None`` without an unk id."""
+        if self._unk_id is None:
+            return None
+        ids = self._counting.encode(text, add_special_tokens=False).ids
+        return sum(1 for i in ids if i == self._unk_id), len(ids)
+
+
+def _plan(model: Any) -> dict[str, Any] | None:
+    """What the export needs to know about a sentence-transformers model, or
+    ``None`` if it is not a transformer with mean or CLS pooling."""
+    modules = list(model) if hasattr(model, "__iter__") else []
+    kinds = [type(m).__name__ for m in modules]
+    if not (kinds[:2] == ["Transformer", "Pooling"] and kinds[2:] in ([], ["Normalize"])):
+        return None
+    transformer, pooling = modules[0], modules[1]
+    mode = getattr(pooling, "pooling_mode", None)
+    if mode is None:  # older sentence-transformers keep one flag per mode
+        flags = {
+            "mean": getattr(pooling, "pooling_mode_mean_tokens", False),
+            "cls": getattr(pooling, "pooling_mode_cls_token", False),
+        }
+        chosen = [name for name, on in flags.items() if on]
+        mode = chosen[0] if len(chosen) == 1 else None
+    tokenizer = getattr(model, "tokenizer", None)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if mode not in ("mean", "cls") or backend is None:
+        return None
+    names = [n for n in tokenizer.model_input_names if n in _INPUTS]
+    if "input_ids" not in names or "attention_mask" not in names:
+        return None
+    return {
+        "transformer": transformer.auto_model,
+        "backend": backend,
+        "inputs": names,
+        "pooling": mode,
+        "max_length": int(model.max_seq_length or 512),
+        "lowercase": bool(getattr(transformer, "do_lower_case", False)),
+        "unk_id": getattr(tokenizer, "unk_token_id", None),
+    }
+
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_query_encoder(model: Any, directory: Path) -> OnnxQueryEncoder | None:
+    """Export ``model`` (a loaded ``SentenceTransformer``) to ``directory`` and
+    return the encoder, or ``None`` when the model is not supported or the export
+    does not reproduce its vectors.
+
+    The entry is written to a temporary directory and renamed into place, so a
+    crash or a second process exporting at the same time never leaves half of one.
+    """
+    plan = _plan(model)
+    if plan is None:
+        log.info("query encoder: %s is not a plain pooled transformer; using torch", model)
+        return None
+    import torch
+
+    names = plan["inputs"]
+
+    class _Graph(torch.nn.Module):
+        """The transformer with positional inputs, returning its token states."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(names, tensors, strict=True))).last_hidden_state
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    scratch = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        reference = _reference(model)
+        sample = model.tokenizer(["hello world"], return_tensors="pt")
+        dynamic = {name: {0: "batch", 1: "tokens"} for name in [*names, "hidden"]}
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's notes on tracing
+            torch.onnx.export(
+                _Graph(plan["transformer"]).eval(),
+                tuple(sample[name] for name in names),
+                str(scratch / GRAPH),
+                input_names=names,
+                output_names=["hidden"],
+                dynamic_axes=dynamic,
+                opset_version=17,
+                dynamo=False,  # the TorchScript exporter needs no onnxscript
+            )
+        plan["backend"].save(str(scratch / TOKENIZER))
+        spec = {
+            "version": EXPORT_VERSION,
+            "inputs": names,
+            "pooling": plan["pooling"],
+            "max_length": plan["max_length"],
+            "lowercase": plan["lowercase"],
+            "unk_id": plan["unk_id"],
+            "dimension": len(reference[0]),
+        }
+        (scratch / SPEC).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        encoder = OnnxQueryEncoder.load(scratch)
+        if encoder is None or _agreement(reference, encoder) < MIN_AGREEMENT:
+            log.info("query encoder: the ONNX export of %s disagrees with torch", model)
+            return None
+        # If another process got there first, its entry is as good as this one.
+        with contextlib.suppress(OSError):
+            os.replace(scratch, directory)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return OnnxQueryEncoder.load(directory)
+
+
+def _reference(model: Any) -> np.ndarray:
+    """torch's vectors for the probes, which the export must reproduce."""
+    return model.encode(list(PROBES), normalize_embeddings=True, show_progress_bar=False)
+
+
+def _agreement(reference: np.ndarray, encoder: OnnxQueryEncoder) -> float:
+    """The lowest cosine between torch's and the export's vectors on the probes."""
+    return min(
+        float(encoder.encode(text) @ ref) for text, ref in zip(PROBES, reference, strict=True)
+    )
