@@ -63,7 +63,7 @@ def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, A
         files = _write_files(data_dir, Path(tmp) / "files") if corpus == "files" else None
         kb = KnowledgeBase.create(Path(tmp) / "kb")
         load_started = time.perf_counter()
-        kb.embedder.embed_query("warm up")  # loads torch and the model
+        kb.embedder.embed(["warm up"])  # loads torch and the model (not the query encoder)
         tokenize("暖身 warm up")  # loads jieba's dictionary
         model_load_s = time.perf_counter() - load_started
 

@@ -42,6 +42,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -91,6 +92,11 @@ IVF_NPROBE_SHARE = 1 / 8
 # whatever the number of lists probed.
 IVF_RERANK_FACTOR = 4
 IVF_MIN_CANDIDATES = 400
+# Exact vectors read from the catalog (IVF-PQ only), kept by chunk id. One hybrid
+# query reads its 400 re-scored candidates and then the fused candidates, most of
+# which it just read; 8,192 vectors of 384 floats are 12 MB. A chunk id is never
+# reused and its vector never changes, so nothing in the cache can go stale.
+VECTOR_CACHE_LIMIT = 8192
 # Creating takes a moment, but another process may hold the lock for a whole
 # ingest into a knowledge base it has just created.
 _CREATE_LOCK_TIMEOUT = 600.0
@@ -200,6 +206,7 @@ class LocalStore(Store):
         self._lock = threading.RLock()
         self._index: Any = None  # faiss.IndexIDMap2 over IndexFlatIP, or IndexIVFPQ
         self._lexical: Any = None  # ragqa.lexical.BM25Index
+        self._vector_cache: OrderedDict[int, bytes] = OrderedDict()  # least recent first
         self._loaded_generation = -1
         # Chunks stored or deleted since the checkpoint on disk; inf when there is
         # no usable checkpoint at all.
@@ -871,15 +878,23 @@ class LocalStore(Store):
             if hasattr(self._index, "id_map"):  # exact vectors in memory
                 return np.vstack([self._index.reconstruct(int(i)) for i in ids])
             # An IVF-PQ index keeps only codes; the exact vectors are in the catalog.
-            found: dict[int, bytes] = {}
-            for start in range(0, len(ids), 500):
-                part = [int(i) for i in ids[start : start + 500]]
+            cache = self._vector_cache
+            wanted = [int(i) for i in ids]
+            found = {i: cache[i] for i in wanted if i in cache}
+            unread = [i for i in dict.fromkeys(wanted) if i not in found]
+            for start in range(0, len(unread), 500):
+                part = unread[start : start + 500]
                 marks = ",".join("?" * len(part))
                 found.update(
                     self._conn.execute(
                         f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part
                     ).fetchall()
                 )
+            for cid, vector in found.items():
+                cache[cid] = vector
+                cache.move_to_end(cid)
+            while len(cache) > VECTOR_CACHE_LIMIT:
+                cache.popitem(last=False)
         missing = np.zeros(self.dimension * 4, dtype=np.uint8).tobytes()
         blob = b"".join(found.get(int(i), missing) for i in ids)
         return np.frombuffer(blob, dtype=np.float32).reshape(len(ids), self.dimension)

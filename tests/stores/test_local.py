@@ -224,6 +224,25 @@ def test_an_ivfpq_index_searches_exactly_scored_candidates(tmp_path):
     top = s.dense_search(vectors[5], 5)
     assert top[0][1] == pytest.approx(1.0, abs=1e-5)  # exact cosines, not PQ estimates
     np.testing.assert_allclose(s.vectors_by_id([top[0][0]]), vectors[5:6], atol=1e-6)
+
+    # Exact vectors come from the catalog once, then from a bounded cache.
+    statements: list[str] = []
+    s._conn.set_trace_callback(statements.append)
+    ids = [cid for cid, _ in s.dense_search(vectors[7], 50)]  # reads 400 candidates
+    read = len(statements)
+    assert read >= 1
+    again = s.vectors_by_id([*ids[::-1], ids[0]])  # reversed, with a repeat
+    assert len(statements) == read, "vectors just re-scored are not read again"
+    rows = dict(s._conn.execute("SELECT id, vector FROM chunks").fetchall())
+    s._conn.set_trace_callback(None)
+    expected = [np.frombuffer(rows[cid], dtype=np.float32) for cid in [*ids[::-1], ids[0]]]
+    np.testing.assert_array_equal(again, np.vstack(expected))
+    assert 0 < len(s._vector_cache) <= local_module.VECTOR_CACHE_LIMIT
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local_module, "VECTOR_CACHE_LIMIT", 10)
+        s.vectors_by_id(ids)
+        assert len(s._vector_cache) == 10
+        assert list(s._vector_cache) == ids[-10:], "the most recently read are kept"
     with s.writing(timeout=5):
         assert s.remove_document("d0")
     assert len(s) == count - 1000
