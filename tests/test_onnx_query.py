@@ -157,3 +157,30 @@ def test_the_query_backend_setting(monkeypatch):
     monkeypatch.setenv("RAGQA_QUERY_BACKEND", "fast")
     with pytest.raises(ConfigError, match="query_backend"):
         Settings.from_env()
+
+
+def test_threads_asking_their_first_questions_at_once_export_once(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    st_embedder._query_encoder.cache_clear()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real_export = onnx_query.export_query_encoder
+    exports = []
+
+    def counting(model, directory):
+        exports.append(directory)
+        return real_export(model, directory)
+
+    monkeypatch.setattr(onnx_query, "export_query_encoder", counting)
+    try:
+        embedder = get_embedder(MODEL)
+        with ThreadPoolExecutor(4) as pool:
+            vectors = list(pool.map(embedder.embed_query, ["Who founded the Normans?"] * 4))
+        assert len(exports) == 1
+        assert embedder.query_encoder() is not None
+        for vector in vectors[1:]:
+            np.testing.assert_allclose(vector, vectors[0], atol=1e-6)
+        leftovers = [p.name for p in (tmp_path / "cache" / "ragqa" / "onnx").iterdir()]
+        assert len(leftovers) == 1 and not leftovers[0].startswith("."), leftovers
+    finally:
+        st_embedder._query_encoder.cache_clear()

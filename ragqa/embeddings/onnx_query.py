@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,7 @@ def export_query_encoder(model: Any, directory: Path) -> OnnxQueryEncoder | None
             return self.inner(**dict(zip(names, tensors, strict=True))).last_hidden_state
 
     directory.parent.mkdir(parents=True, exist_ok=True)
-    scratch = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    scratch = directory.with_name(f".{directory.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:

