@@ -102,13 +102,12 @@ def _load(path: str, device: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _query_encoder(path: str) -> OnnxQueryEncoder | None:
-    """The cached ONNX export of the model at ``path`` (exported on first use), or
-    ``None`` when ONNX Runtime is missing or the model cannot be exported."""
-    try:
-        from ragqa.embeddings import onnx_query
-    except ImportError:  # pragma: no cover - numpy only; onnxruntime is imported below
-        return None
+def _query_encoder(path: str, device: str) -> OnnxQueryEncoder | None:
+    """The cached ONNX export of the model at ``path`` (exported on first use from
+    the model as loaded for ``device``), or ``None`` when ONNX Runtime is missing or
+    the model cannot be exported."""
+    from ragqa.embeddings import onnx_query
+
     try:
         import onnxruntime  # noqa: F401
         import tokenizers  # noqa: F401
@@ -121,7 +120,7 @@ def _query_encoder(path: str) -> OnnxQueryEncoder | None:
     encoder = onnx_query.OnnxQueryEncoder.load(directory)
     if encoder is not None:
         return encoder
-    model = _load(path, "")  # a model that cannot load is the user's error: raise it
+    model = _load(path, device)  # a model that cannot load is the user's error: raise it
     try:
         return onnx_query.export_query_encoder(model, directory)
     except Exception as exc:  # a read-only cache, an exporter that cannot trace it, ...
@@ -204,7 +203,7 @@ class SentenceTransformerEmbedder(Embedder):
         if self._query_backend != "auto" or self._device not in ("", "cpu"):
             return None
         with _QUERY_ENCODER_LOCK:
-            return _query_encoder(self._path)
+            return _query_encoder(self._path, self._device)
 
     def embed_query(self, text: str) -> np.ndarray:
         encoder = self.query_encoder()
