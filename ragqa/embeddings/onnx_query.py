@@ -111,6 +111,11 @@ class OnnxQueryEncoder:
 
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1  # one graph at a time; threads go to its ops
+        # After a run, ONNX Runtime's threads spin waiting for the next one, and
+        # take the CPU from BM25 and FAISS, which come next. Measured at 100k chunks
+        # over 200 questions: hybrid p50 20.9 ms without spinning, 26.5 ms with it,
+        # though the question alone embeds 1.6 ms faster with it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(
