@@ -820,37 +820,40 @@ class LocalStore(Store):
                     found.setdefault(key, np.frombuffer(blob, dtype=np.float32))
         return found
 
+    def _rows_by_id(self, select: str, ids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``select`` for these ids, which go where it says ``IN ({marks})``.
+
+        500 ids per statement: older SQLite builds allow at most 999 variables.
+        The caller holds the lock.
+        """
+        wanted = [int(i) for i in ids]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            yield from self._conn.execute(select.format(marks=marks), part).fetchall()
+
     def chunks_by_id(self, ids: Sequence[int]) -> dict[int, tuple[str, str, int, int, int]]:
         """``id -> (text, source, page, start, end)`` for the ids that exist."""
-        out: dict[int, tuple[str, str, int, int, int]] = {}
         with self._lock:
-            for start in range(0, len(ids), 500):
-                part = [int(i) for i in ids[start : start + 500]]
-                marks = ",".join("?" * len(part))
-                for row in self._conn.execute(
-                    f'SELECT c.id, c.text, d.source, c.page, c.start, c."end" '
-                    f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
-                    part,
-                ):
-                    out[row[0]] = row[1:]
-        return out
+            rows = self._rows_by_id(
+                'SELECT c.id, c.text, d.source, c.page, c.start, c."end" '
+                "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                ids,
+            )
+            return {row[0]: row[1:] for row in rows}
 
     def unknown_shares(self, ids: Sequence[int]) -> dict[int, float]:
-        out: dict[int, float] = {}
         with self._lock:
-            for start in range(0, len(ids), 500):
-                part = [int(i) for i in ids[start : start + 500]]
-                marks = ",".join("?" * len(part))
-                try:
-                    rows = self._conn.execute(
-                        f"SELECT id, unknown FROM chunks WHERE id IN ({marks}) "
+            try:
+                return dict(
+                    self._rows_by_id(
+                        "SELECT id, unknown FROM chunks WHERE id IN ({marks}) "
                         "AND unknown IS NOT NULL",
-                        part,
-                    ).fetchall()
-                except sqlite3.OperationalError:  # a catalog from before the column
-                    return {}
-                out.update(rows)
-        return out
+                        ids,
+                    )
+                )
+            except sqlite3.OperationalError:  # a catalog from before the column
+                return {}
 
     def chunk_terms(self, ids: Sequence[int]) -> dict[int, list[str]]:
         if not len(ids):
@@ -860,15 +863,8 @@ class LocalStore(Store):
             # query's; until a writer re-tokenizes them, the text is tokenized instead.
             if self._stored_tokenizer_version() != _tokenizer_version():
                 return {}
-            out: dict[int, list[str]] = {}
-            for start in range(0, len(ids), 500):
-                part = [int(i) for i in ids[start : start + 500]]
-                marks = ",".join("?" * len(part))
-                rows = self._conn.execute(
-                    f"SELECT id, tokens FROM chunks WHERE id IN ({marks})", part
-                ).fetchall()
-                out.update((cid, tokens.split()) for cid, tokens in rows)
-        return out
+            rows = self._rows_by_id("SELECT id, tokens FROM chunks WHERE id IN ({marks})", ids)
+            return {cid: tokens.split() for cid, tokens in rows}
 
     def vectors_by_id(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these chunks, in the given order."""
@@ -882,14 +878,9 @@ class LocalStore(Store):
             wanted = [int(i) for i in ids]
             found = {i: cache[i] for i in wanted if i in cache}
             unread = [i for i in dict.fromkeys(wanted) if i not in found]
-            for start in range(0, len(unread), 500):
-                part = unread[start : start + 500]
-                marks = ",".join("?" * len(part))
-                found.update(
-                    self._conn.execute(
-                        f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part
-                    ).fetchall()
-                )
+            found.update(
+                self._rows_by_id("SELECT id, vector FROM chunks WHERE id IN ({marks})", unread)
+            )
             for cid, vector in found.items():
                 cache[cid] = vector
                 cache.move_to_end(cid)
