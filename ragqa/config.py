@@ -30,6 +30,8 @@ __all__ = ["DEFAULT_EMBEDDING_MODEL", "RETRIEVAL_MODES", "LLM_BACKENDS", "Settin
 ENV_PREFIX = "RAGQA_"
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+# How questions are embedded (see Settings.query_backend).
+QUERY_BACKENDS = ("auto", "onnx-fp32", "torch")
 LLM_BACKENDS = ("extractive", "openai", "ollama", "llamacpp", "fake")
 
 
@@ -52,8 +54,10 @@ class Settings:
     embedding_batch_size: int = 16
     embedding_device: str = ""  # "" lets sentence-transformers choose
     # How questions are embedded: "auto" runs a cached ONNX export of the model in
-    # ONNX Runtime when it can (3x faster for one question, the same vectors; see
-    # ragqa/embeddings/onnx_query.py), "torch" always uses sentence-transformers.
+    # ONNX Runtime with int8 weights when it can (3.5x faster than torch for one
+    # question; see ragqa/embeddings/onnx_query.py and the README for what it costs
+    # in recall), "onnx-fp32" the same export with float weights (the same vectors
+    # as torch, 2x faster), "torch" always uses sentence-transformers.
     query_backend: str = "auto"
 
     # Splitting, in characters of normalised text (see README for how these were chosen).
@@ -122,8 +126,11 @@ class Settings:
             raise ConfigError(
                 f"vector_index must be auto, flat or ivfpq, not {self.vector_index!r}"
             )
-        if self.query_backend not in ("auto", "torch"):
-            raise ConfigError(f"query_backend must be auto or torch, not {self.query_backend!r}")
+        if self.query_backend not in QUERY_BACKENDS:
+            raise ConfigError(
+                f"query_backend must be one of {', '.join(QUERY_BACKENDS)}, "
+                f"not {self.query_backend!r}"
+            )
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, not {self.top_k}")
         if self.embedding_batch_size < 1:

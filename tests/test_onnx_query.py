@@ -56,6 +56,32 @@ def test_the_export_reproduces_torchs_vectors_and_unknown_counts(torch_model, tm
         expected = (sum(1 for i in ids if i == tokenizer.unk_token_id), len(ids))
         assert encoder.unknown_token_count(text) == expected, text
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["entry"], "no scratch left"
+    assert not encoder.int8
+
+
+def test_the_int8_graph_stays_close_to_torch(torch_model, tmp_path):
+    encoder = export_query_encoder(torch_model, tmp_path / "entry", int8=True)
+    assert encoder is not None and encoder.int8
+    assert (tmp_path / "entry" / onnx_query.GRAPH_INT8).is_file()
+    floats = OnnxQueryEncoder.load(tmp_path / "entry")
+    assert floats is not None and not floats.int8
+    reference = torch_model.encode(TEXTS, normalize_embeddings=True)
+    cosines = [float(encoder.encode(t) @ ref) for t, ref in zip(TEXTS, reference, strict=True)]
+    assert min(cosines) >= onnx_query.MIN_INT8_AGREEMENT, cosines
+    assert max(cosines) < 0.99999, "the int8 graph really is another graph"
+    # The same tokenizer: [UNK] counts do not depend on the weights.
+    assert [encoder.unknown_token_count(t) for t in TEXTS] == [
+        floats.unknown_token_count(t) for t in TEXTS
+    ]
+
+
+def test_an_int8_graph_that_strays_from_torch_is_dropped(torch_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_query, "MIN_INT8_AGREEMENT", 1.5)  # no cosine reaches it
+    encoder = export_query_encoder(torch_model, tmp_path / "entry", int8=True)
+    assert encoder is not None and not encoder.int8, "the float graph is used instead"
+    assert not (tmp_path / "entry" / onnx_query.GRAPH_INT8).exists()
+    assert OnnxQueryEncoder.load(tmp_path / "entry", int8=True) is None
+    assert json.loads((tmp_path / "entry" / SPEC).read_text())["int8"] is False
 
 
 def test_a_new_process_embeds_questions_from_the_cache_without_torch(tmp_path):
@@ -148,12 +174,16 @@ def test_the_embedder_falls_back_to_torch_when_no_export_is_possible(tmp_path, m
 
 
 def test_the_query_backend_setting(monkeypatch):
+    assert get_embedder(MODEL).query_encoder().int8
+    assert not get_embedder(MODEL, query_backend="onnx-fp32").query_encoder().int8
     assert get_embedder(MODEL, query_backend="torch").query_encoder() is None
     assert get_embedder(MODEL, device="cuda").query_encoder() is None
     with pytest.raises(ConfigError, match="query_backend"):
         get_embedder(MODEL, query_backend="onnx-gpu")
     monkeypatch.setenv("RAGQA_QUERY_BACKEND", "torch")
     assert Settings.from_env().query_backend == "torch"
+    monkeypatch.setenv("RAGQA_QUERY_BACKEND", "onnx-fp32")
+    assert Settings.from_env().query_backend == "onnx-fp32"
     monkeypatch.setenv("RAGQA_QUERY_BACKEND", "fast")
     with pytest.raises(ConfigError, match="query_backend"):
         Settings.from_env()
@@ -167,9 +197,9 @@ def test_threads_asking_their_first_questions_at_once_export_once(tmp_path, monk
     real_export = onnx_query.export_query_encoder
     exports = []
 
-    def counting(model, directory):
+    def counting(model, directory, **options):
         exports.append(directory)
-        return real_export(model, directory)
+        return real_export(model, directory, **options)
 
     monkeypatch.setattr(onnx_query, "export_query_encoder", counting)
     try:

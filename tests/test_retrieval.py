@@ -305,3 +305,62 @@ def test_the_relevance_gate_reads_stored_terms_instead_of_tokenizing_hits(
         fresh._retriever._terms_by_chunk = type(fresh._retriever._terms_by_chunk)(100)
         assert fresh.search("Which tea comes from Nantou?", k=3) == gated
         assert len(tokenized) > 1
+
+
+# ---------------------------------------------------- the two sides at once
+
+
+def test_hybrid_embeds_and_searches_faiss_while_bm25_runs(tmp_path, monkeypatch) -> None:
+    import threading
+
+    embedder = KeywordEmbedder(unknown=0.0)
+    kb = keyword_kb(tmp_path, embedder)
+    expected = sources(kb.search("alpha ~", k=3, mode="hybrid"))
+    store = kb.store
+    dense_started = threading.Event()
+    overlapped: list[bool] = []
+    embedder_threads: set[int] = set()
+    original_dense, original_lexical = store.dense_search, store.lexical_search
+    original_embed, original_counts = embedder.embed_query, embedder.unknown_token_counts
+
+    def dense_search(vector, k):
+        dense_started.set()
+        return original_dense(vector, k)
+
+    def lexical_search(terms, k):
+        # Run one after the other, the dense side would only start after this.
+        overlapped.append(dense_started.wait(timeout=10))
+        return original_lexical(terms, k)
+
+    def embed_query(text):
+        embedder_threads.add(threading.get_ident())
+        return original_embed(text)
+
+    def unknown_token_counts(texts):
+        embedder_threads.add(threading.get_ident())
+        return original_counts(texts)
+
+    monkeypatch.setattr(store, "dense_search", dense_search)
+    monkeypatch.setattr(store, "lexical_search", lexical_search)
+    monkeypatch.setattr(embedder, "embed_query", embed_query)
+    monkeypatch.setattr(embedder, "unknown_token_counts", unknown_token_counts)
+    assert sources(kb.search("alpha ~", k=3, mode="hybrid")) == expected
+    assert overlapped == [True]
+    # The question's vector and its [UNK] count come from one thread, which is
+    # not the caller's: a tokenizer is never used by two threads in one search.
+    assert len(embedder_threads) == 1
+    assert threading.get_ident() not in embedder_threads
+
+
+def test_an_error_on_the_dense_side_reaches_the_caller(tmp_path, monkeypatch) -> None:
+    from ragqa.errors import IndexMismatchError
+
+    kb = keyword_kb(tmp_path, KeywordEmbedder())
+
+    def dense_search(vector, k):
+        raise IndexMismatchError("the model now makes other vectors")
+
+    monkeypatch.setattr(kb.store, "dense_search", dense_search)
+    with pytest.raises(IndexMismatchError, match="other vectors"):
+        kb.search("alpha ~", k=3, mode="hybrid")
+    assert sources(kb.search("alpha", k=1, mode="lexical")) == ["A"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragqa.config import DEFAULT_EMBEDDING_MODEL
+from ragqa.config import DEFAULT_EMBEDDING_MODEL, QUERY_BACKENDS
 from ragqa.embeddings.base import Embedder, l2_normalize
 from ragqa.errors import ConfigError
 
@@ -28,7 +28,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-QUERY_BACKENDS = ("auto", "torch")
 # The UI serves many sessions from threads; the first questions must not export twice.
 _QUERY_ENCODER_LOCK = threading.Lock()
 
@@ -102,10 +101,10 @@ def _load(path: str, device: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _query_encoder(path: str, device: str) -> OnnxQueryEncoder | None:
+def _query_encoder(path: str, device: str, int8: bool) -> OnnxQueryEncoder | None:
     """The cached ONNX export of the model at ``path`` (exported on first use from
-    the model as loaded for ``device``), or ``None`` when ONNX Runtime is missing or
-    the model cannot be exported."""
+    the model as loaded for ``device``), its int8 graph if asked and it has one, or
+    ``None`` when ONNX Runtime is missing or the model cannot be exported."""
     from ragqa.embeddings import onnx_query
 
     try:
@@ -117,12 +116,14 @@ def _query_encoder(path: str, device: str) -> OnnxQueryEncoder | None:
     directory = onnx_query.cache_directory(path)
     if directory is None:
         return None  # a hub name: no local files to key an export on
-    encoder = onnx_query.OnnxQueryEncoder.load(directory)
+    encoder = (int8 and onnx_query.OnnxQueryEncoder.load(directory, int8=True)) or (
+        onnx_query.OnnxQueryEncoder.load(directory)
+    )
     if encoder is not None:
         return encoder
     model = _load(path, device)  # a model that cannot load is the user's error: raise it
     try:
-        return onnx_query.export_query_encoder(model, directory)
+        return onnx_query.export_query_encoder(model, directory, int8=int8)
     except Exception as exc:  # a read-only cache, an exporter that cannot trace it, ...
         log.warning("questions are embedded with torch: cannot export %s to ONNX: %s", path, exc)
         return None
@@ -200,10 +201,10 @@ class SentenceTransformerEmbedder(Embedder):
     def query_encoder(self) -> OnnxQueryEncoder | None:
         """The ONNX Runtime encoder for questions, if this model and machine allow one
         (see :mod:`ragqa.embeddings.onnx_query`); ``None`` means torch embeds them."""
-        if self._query_backend != "auto" or self._device not in ("", "cpu"):
+        if self._query_backend == "torch" or self._device not in ("", "cpu"):
             return None
         with _QUERY_ENCODER_LOCK:
-            return _query_encoder(self._path, self._device)
+            return _query_encoder(self._path, self._device, self._query_backend == "auto")
 
     def embed_query(self, text: str) -> np.ndarray:
         encoder = self.query_encoder()
