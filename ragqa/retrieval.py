@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,17 @@ def _dense_side() -> ThreadPoolExecutor:
         if _dense_pool is None:
             _dense_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragqa-dense")
         return _dense_pool
+
+
+def _forget_dense_side() -> None:
+    # A forked child inherits the pool object but none of its threads: work handed
+    # to it would wait forever. The child makes a pool of its own instead.
+    global _dense_pool, _dense_pool_lock
+    _dense_pool, _dense_pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_dense_side)
 
 
 def reciprocal_rank_fusion(

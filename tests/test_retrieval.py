@@ -364,3 +364,23 @@ def test_an_error_on_the_dense_side_reaches_the_caller(tmp_path, monkeypatch) ->
     with pytest.raises(IndexMismatchError, match="other vectors"):
         kb.search("alpha ~", k=3, mode="hybrid")
     assert sources(kb.search("alpha", k=1, mode="lexical")) == ["A"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_searches_in_hybrid_mode(tmp_path) -> None:
+    import os
+
+    kb = keyword_kb(tmp_path, KeywordEmbedder())
+    expected = sources(kb.search("alpha ~", k=3, mode="hybrid"))  # the pool now has a thread
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its hybrid search comes back, and right
+        code = 1
+        try:
+            import signal
+
+            signal.alarm(30)  # a search that hangs must not hang the test run
+            code = 0 if sources(kb.search("alpha ~", k=3, mode="hybrid")) == expected else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
