@@ -204,6 +204,10 @@ class LocalStore(Store):
         self._checkpoint: dict[str, Any] = {}
         self._conn = conn
         self._lock = threading.RLock()
+        # BM25 has a lock of its own, so that a hybrid search's BM25 runs while its
+        # other side holds the main lock for FAISS and reads vectors. Whoever
+        # changes the BM25 index holds both, this one last; a reader holds only it.
+        self._lexical_lock = threading.RLock()
         self._index: Any = None  # faiss.IndexIDMap2 over IndexFlatIP, or IndexIVFPQ
         self._lexical: Any = None  # ragqa.lexical.BM25Index
         self._vector_cache: OrderedDict[int, bytes] = OrderedDict()  # least recent first
@@ -432,7 +436,8 @@ class LocalStore(Store):
             if retry:
                 self._load_derived(attempts - 1)
                 return
-            self._index, self._lexical = index, lexical
+            with self._lexical_lock:
+                self._index, self._lexical = index, lexical
             _configure(index)
             self._loaded_generation = generation
             self._checkpoint = checkpoint if changes != math.inf else {}
@@ -607,7 +612,8 @@ class LocalStore(Store):
                 generation = self._generation()
                 loaded = self._loaded_generation
                 if 0 <= loaded < generation and self._replayable_since(loaded):
-                    changes = self._replay(loaded, generation, self._index, self._lexical)
+                    with self._lexical_lock:
+                        changes = self._replay(loaded, generation, self._index, self._lexical)
                     self._loaded_generation = generation
                     self._changes_since_checkpoint += changes
                     self._live = None
@@ -668,7 +674,8 @@ class LocalStore(Store):
                 # write_index streams to the file: no copy of the index in memory.
                 faiss.write_index(self._index, str(vectors_tmp))
                 _fsync_file(vectors_tmp)
-                self._lexical.save(lexical_tmp, atomic=False)
+                with self._lexical_lock:  # saving compacts the index in place
+                    self._lexical.save(lexical_tmp, atomic=False)
                 with _checkpoint_lock(self.directory, shared=False):
                     os.replace(vectors_tmp, self.directory / VECTORS)
                     os.replace(lexical_tmp, self.directory / LEXICAL)
@@ -921,7 +928,7 @@ class LocalStore(Store):
 
     def lexical_search(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Chunk ids and BM25 scores of the ``k`` best lexical matches."""
-        with self._lock:
+        with self._lexical_lock:
             return self._lexical.search(query_tokens, k)
 
     def __len__(self) -> int:
@@ -1068,7 +1075,7 @@ class LocalStore(Store):
         generation: int,
     ) -> None:
         """Bring the in-memory indexes to ``generation``, which was just committed."""
-        with self._lock:
+        with self._lock, self._lexical_lock:
             try:
                 real = np.asarray([i for i in removed if i >= 0], dtype=np.int64)
                 if len(real):

@@ -295,3 +295,44 @@ def test_chunk_terms_are_the_stored_ones_unless_the_tokenizer_changed(store, mon
     assert store.chunk_terms([]) == {} and store.chunk_terms([10**9]) == {}
     monkeypatch.setattr(local_module, "_tokenizer_version", lambda: 10**6)
     assert store.chunk_terms(ids) == {}, "terms of another tokenizer never reach the gate"
+
+
+def test_bm25_searches_while_another_thread_holds_the_vector_side(store):
+    import threading
+
+    store.write_documents([doc("a.md", ["red apples grow", "green pears ripen"])])
+    holding, release = threading.Event(), threading.Event()
+
+    def vector_side() -> None:
+        with store._lock:  # as dense_search and vectors_by_id hold it
+            holding.set()
+            release.wait(timeout=30)
+
+    other = threading.Thread(target=vector_side)
+    other.start()
+    try:
+        assert holding.wait(timeout=10)
+        found: list = []
+        search = threading.Thread(target=lambda: found.append(store.lexical_search(["pears"], 5)))
+        search.start()
+        search.join(timeout=10)
+        assert not search.is_alive(), "BM25 waited for the vector side's lock"
+    finally:
+        release.set()
+        other.join()
+    assert [store.hits(hits)[0].text for hits in found] == ["green pears ripen"]
+
+
+def test_a_writer_changes_bm25_only_when_no_search_is_running(store):
+    import threading
+
+    store.write_documents([doc("a.md", ["red apples grow"])])
+    with store._lexical_lock:  # a BM25 search in progress
+        writer = threading.Thread(target=lambda: store.write_documents([doc("b.md", ["pears"])]))
+        writer.start()
+        writer.join(timeout=1)
+        assert writer.is_alive(), "the writer must wait for the search"
+        assert store.lexical_search(["pears"], 5) == []  # re-entrant: the same thread
+    writer.join(timeout=30)
+    assert not writer.is_alive()
+    assert store.hits(store.lexical_search(["pears"], 5))[0].text == "pears"
