@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnnxQueryEncoder", "cache_directory", "export_query_encoder"]
+__all__ = ["OnnxQueryEncoder", "cache_directory", "export_query_encoder", "load_preferring"]
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,11 @@ def export_query_encoder(
             os.replace(scratch, directory)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return load_preferring(directory, int8=int8)
+
+
+def load_preferring(directory: Path, *, int8: bool) -> OnnxQueryEncoder | None:
+    """The entry's int8 graph if ``int8`` and it has one, else its float graph."""
     return (int8 and OnnxQueryEncoder.load(directory, int8=True)) or OnnxQueryEncoder.load(
         directory
     )

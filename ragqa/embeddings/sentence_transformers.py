@@ -116,9 +116,7 @@ def _query_encoder(path: str, device: str, int8: bool) -> OnnxQueryEncoder | Non
     directory = onnx_query.cache_directory(path)
     if directory is None:
         return None  # a hub name: no local files to key an export on
-    encoder = (int8 and onnx_query.OnnxQueryEncoder.load(directory, int8=True)) or (
-        onnx_query.OnnxQueryEncoder.load(directory)
-    )
+    encoder = onnx_query.load_preferring(directory, int8=int8)
     if encoder is not None:
         return encoder
     model = _load(path, device)  # a model that cannot load is the user's error: raise it
