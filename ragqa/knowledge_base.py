@@ -117,6 +117,7 @@ class KnowledgeBase:
             batch_size=settings.embedding_batch_size,
             device=settings.embedding_device,
             query_backend=settings.query_backend,
+            precision=settings.embedding_precision,
         )
         store = create_store(
             directory,
@@ -174,6 +175,7 @@ class KnowledgeBase:
                 batch_size=settings.embedding_batch_size,
                 device=settings.embedding_device,
                 query_backend=settings.query_backend,
+                precision=settings.embedding_precision,
             )
         except BaseException:
             store.close()

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ragqa.errors import IndexCorruptError
-from ragqa.lang import is_cjk
+from ragqa.lang import CJK_LETTERS
 
 __all__ = ["TOKENIZER_VERSION", "BM25Index", "tokenize"]
 
@@ -69,6 +69,8 @@ _WORD_RUN = re.compile(r"[^\W_]+")
 _INNER_APOSTROPHE = re.compile(r"(?<=[^\W\d_])['’](?=[^\W\d_])")
 # "1,000" -> "1000", so that it matches a question that writes "1000".
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# Within a run of letters and digits: a maximal piece of CJK letters, or of others.
+_SCRIPT_PIECE = re.compile(f"(?P<cjk>[{CJK_LETTERS}]+)|[^{CJK_LETTERS}]+")
 
 # Only the most frequent English function words. BM25 already gives them a low
 # weight, but in a question they still pull towards passages that repeat them,
@@ -133,11 +135,11 @@ def _runs(text: str) -> Iterator[tuple[str, bool]]:
     """Maximal runs of CJK letters and of other letters or digits, in order."""
     for match in _WORD_RUN.finditer(text):
         word = match.group()
-        start = 0
-        for i in range(1, len(word) + 1):
-            if i == len(word) or is_cjk(word[i]) != is_cjk(word[start]):
-                yield word[start:i], is_cjk(word[start])
-                start = i
+        if word.isascii():  # most words of most text: no CJK to split off
+            yield word, False
+            continue
+        for piece in _SCRIPT_PIECE.finditer(word):
+            yield piece.group(), piece.group("cjk") is not None
 
 
 def _cjk_terms(run: str) -> list[str]:
@@ -147,10 +149,10 @@ def _cjk_terms(run: str) -> list[str]:
     """
     run = run.translate(_traditional_to_simplified())
     terms = [word for word in _segmenter().cut_for_search(run) if not word.isspace()]
-    for i, char in enumerate(run):
-        terms.append(char)
-        if i + 1 < len(run):
-            terms.append(run[i : i + 2])
+    # Each character, then the pair it starts: 台, 台湾, 湾, 湾的, ... the last alone.
+    pairs = [run[i : i + 2] for i in range(len(run) - 1)]
+    terms.extend(term for both in zip(run[:-1], pairs, strict=True) for term in both)
+    terms.append(run[-1])
     return terms
 
 

@@ -28,6 +28,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from ragqa.errors import ConfigError
+from ragqa.lang import CJK_LETTERS
 from ragqa.types import Chunk, Page
 
 __all__ = ["sentence_spans", "split_into_chunks", "split_pages"]
@@ -45,18 +46,13 @@ _CLOSERS = "」』”’\"'）)】》〉］]｝}〕〗〙〛›»"
 
 _CJK_END_SET = frozenset(_CJK_SENTENCE_ENDS)
 _ALL_SENTENCE_ENDS = re.escape(_CJK_SENTENCE_ENDS + _ASCII_SENTENCE_ENDS)
-# The same letters as ragqa.lang.is_cjk, as a regex so that a whole window can be
-# searched at C speed (a test checks that the two agree).
-_CJK_LETTERS = (
-    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
-)
-_CJK_CHAR = re.compile(f"[{_CJK_LETTERS}]")
+_CJK_CHAR = re.compile(f"[{CJK_LETTERS}]")
 # A run of end marks and closers, in group "run". The leading possessive skip runs
 # through the text between end marks in one tight loop of the regex engine, instead
 # of trying a match at every character; it also skips an ASCII mark followed by a
 # letter or digit ("3.14", "a.b?c"), which can never end a sentence.
 _END_RUN = re.compile(
-    f"(?:[^{_ALL_SENTENCE_ENDS}]++|[.!?](?=[^\\s{_ALL_SENTENCE_ENDS}{re.escape(_CLOSERS)}{_CJK_LETTERS}]))*+"
+    f"(?:[^{_ALL_SENTENCE_ENDS}]++|[.!?](?=[^\\s{_ALL_SENTENCE_ENDS}{re.escape(_CLOSERS)}{CJK_LETTERS}]))*+"
     f"(?:(?P<run>(?:[{_ALL_SENTENCE_ENDS}]+[{re.escape(_CLOSERS)}]*)+)|\\Z)"
 )
 # A blank line (possibly holding spaces) separates paragraphs. Taking all the
@@ -193,7 +189,7 @@ _LAST_CLAUSE_END = re.compile(r"(?s).*(?:[，、：︰﹐﹑﹕].|[,;:]\s)")
 _LAST_WORD_END = re.compile(r"(?s).*\S\s")
 _CLAUSE_START = re.compile(r"(?:[，、：︰﹐﹑﹕]\s*|[,;:]\s+)(?=\S)")
 _WORD_START = re.compile(r"\s(?=\S)")
-_LAST_CJK_CHAR = re.compile(f"(?s).*[{_CJK_LETTERS}]")
+_LAST_CJK_CHAR = re.compile(f"(?s).*[{CJK_LETTERS}]")
 # Punctuation and symbols: inside a token too long for one chunk (a URL), cutting
 # after one of these at least does not split a run of letters.
 _LAST_SYMBOL = re.compile(r"(?s).*(?:[^\w\s]|_)")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -72,3 +75,56 @@ def test_unknown_model_gives_a_clear_error(tmp_path):
     embedder = get_embedder(str(tmp_path / "no-such-model"))
     with pytest.raises(ConfigError, match="cannot load embedding model"):
         embedder.embed(["x"])
+
+
+class _Threaded(HashingEmbedder):
+    """A hashing embedder that embeds in worker threads and records how."""
+
+    def __init__(self, workers: int, fail_on: str | None = None) -> None:
+        super().__init__(16)
+        self.batch_size = 4
+        self.workers = workers
+        self.fail_on = fail_on
+        self.threads: set[str] = set()
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+        self.calls = 0
+
+    def embed_batch(self, texts):
+        self.calls += 1
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.005)
+        if self.fail_on in texts:
+            raise RuntimeError("the model ran out of memory")
+        return super().embed_batch(texts)
+
+    def start_worker(self) -> None:
+        self.started.append(threading.current_thread().name)
+
+    def stop_workers(self) -> None:
+        self.stopped.append(threading.current_thread().name)
+
+
+def test_workers_give_the_same_vectors_in_the_same_order():
+    texts = [f"text number {i} " * (i % 7 + 1) for i in range(25)]
+    done: list[int] = []
+    threaded = _Threaded(workers=3)
+    vectors = threaded.embed(texts, progress=done.append)
+    np.testing.assert_array_equal(vectors, _Threaded(workers=1).embed(texts))
+    assert len(threaded.threads) > 1 and all(t.startswith("ragqa-embed") for t in threaded.threads)
+    assert sorted(threaded.started) == sorted(threaded.threads)  # once per thread
+    assert threaded.stopped == [threading.current_thread().name]
+    assert done == sorted(done) and done[-1] == 25 and len(done) == 7  # one call a batch
+    # One batch, or one worker: no threads at all.
+    single = _Threaded(workers=1)
+    single.embed(texts)
+    assert single.threads == {threading.current_thread().name} and not single.stopped
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_drops_the_batches_not_started():
+    texts = [f"text {i:03d}" for i in range(80)]  # 20 batches
+    threaded = _Threaded(workers=2, fail_on=texts[0])
+    with pytest.raises(RuntimeError, match="out of memory"):
+        threaded.embed(texts)
+    assert threaded.calls < 20
+    assert threaded.stopped == [threading.current_thread().name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ragqa import lexical
 from ragqa.errors import IndexCorruptError, RagqaError
 from ragqa.evaluation import load_squad, recall_at_k
+from ragqa.lang import is_cjk
 from ragqa.lexical import BM25Index, tokenize
 
 # -------------------------------------------------------------------- tokenize
@@ -85,6 +88,32 @@ def test_terms_survive_storage_as_one_space_separated_string(text: str) -> None:
     terms = tokenize(text)
     assert " ".join(terms).split() == terms
     assert tokenize(text) == terms  # deterministic
+
+
+def _runs_char_by_char(text: str) -> list[tuple[str, bool]]:
+    """The definition of lexical._runs, one character at a time."""
+    runs = []
+    for match in re.finditer(r"[^\W_]+", text):
+        word, start = match.group(), 0
+        for i in range(1, len(word) + 1):
+            if i == len(word) or is_cjk(word[i]) != is_cjk(word[start]):
+                runs.append((word[start:i], is_cjk(word[start])))
+                start = i
+    return runs
+
+
+# Letters of every script that the CJK ranges border, and the characters around them.
+_MIXED = st.text(
+    st.sampled_from("ab1_ 'é中文臺灣かナ한글㐀\u4dbf\u9fff\ua000\uf900\U00020000。，ー・Ａ")
+    | st.characters(),
+    max_size=60,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_MIXED)
+def test_runs_split_words_where_the_script_changes(text: str) -> None:
+    assert list(lexical._runs(text)) == _runs_char_by_char(text)
 
 
 def test_importing_does_not_load_conversion_tables() -> None:

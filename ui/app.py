@@ -60,9 +60,17 @@ mark.ragqa-cited { background: #ffe58f; color: inherit; padding: 0 0.1rem; }
 
 
 @st.cache_resource(show_spinner=False)
-def load_embedder(model: str, batch_size: int, device: str, query_backend: str) -> Embedder:
+def load_embedder(
+    model: str, batch_size: int, device: str, query_backend: str, precision: str
+) -> Embedder:
     """The embedding model, loaded once per process and shared by every session."""
-    return get_embedder(model, batch_size=batch_size, device=device, query_backend=query_backend)
+    return get_embedder(
+        model,
+        batch_size=batch_size,
+        device=device,
+        query_backend=query_backend,
+        precision=precision,
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -108,6 +116,7 @@ def shared_embedder(settings: Settings) -> Embedder:
         settings.embedding_batch_size,
         settings.embedding_device,
         settings.query_backend,
+        settings.embedding_precision,
     )
 
 

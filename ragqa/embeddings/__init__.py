@@ -16,7 +16,12 @@ __all__ = ["Embedder", "HashingEmbedder", "get_embedder"]
 
 
 def get_embedder(
-    spec: str, *, batch_size: int = 16, device: str = "", query_backend: str = "auto"
+    spec: str,
+    *,
+    batch_size: int = 16,
+    device: str = "",
+    query_backend: str = "auto",
+    precision: str = "auto",
 ) -> Embedder:
     """Create the embedder a config string names.
 
@@ -35,5 +40,9 @@ def get_embedder(
     from ragqa.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(
-        spec, batch_size=batch_size, device=device, query_backend=query_backend
+        spec,
+        batch_size=batch_size,
+        device=device,
+        query_backend=query_backend,
+        precision=precision,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
@@ -21,6 +22,10 @@ class Embedder(ABC):
     name: str
     dimension: int
     batch_size: int = 16
+    # How many batches embed() runs at once, each in a thread of its own. A backend
+    # that sets this above 1 must make embed_batch safe to call from several threads
+    # at once, and should release the GIL while it computes.
+    workers: int = 1
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -51,13 +56,45 @@ class Embedder(ABC):
         # first (the biggest batch shows at once whether memory suffices) and put
         # back in their order at the end.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            out[batch] = self.embed_batch([texts[i] for i in batch])
+        done = 0
+        for batch, vectors in self._embed_batches(texts, batches):
+            out[batch] = vectors
+            done += len(batch)
             if progress is not None:
-                progress(min(start + self.batch_size, len(texts)))
+                progress(done)
         return out
+
+    def _embed_batches(
+        self, texts: Sequence[str], batches: list[list[int]]
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Each batch of indices with its vectors, in the order they are done."""
+
+        def run(batch: list[int]) -> tuple[list[int], np.ndarray]:
+            return batch, self.embed_batch([texts[i] for i in batch])
+
+        if self.workers <= 1 or len(batches) == 1:
+            yield from map(run, batches)
+            return
+        pool = ThreadPoolExecutor(
+            self.workers, thread_name_prefix="ragqa-embed", initializer=self.start_worker
+        )
+        try:
+            for future in as_completed([pool.submit(run, batch) for batch in batches]):
+                yield future.result()
+        finally:
+            # After an error (or a caller that stops early), batches not yet
+            # started are dropped rather than computed for nothing.
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.stop_workers()
+
+    # Optional hooks, empty unless a backend needs them.
+    def start_worker(self) -> None:  # noqa: B027
+        """Called once in each thread that :meth:`embed` starts (``workers`` > 1)."""
+
+    def stop_workers(self) -> None:  # noqa: B027
+        """Called in the calling thread once those threads have finished."""
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query into a ``(dimension,)`` vector."""
