@@ -151,9 +151,12 @@ def _query_encoder(path: str, device: str, int8: bool) -> OnnxQueryEncoder | Non
 def native_bfloat16() -> bool:
     """True when this CPU multiplies bfloat16 matrices in hardware (Intel AMX).
 
-    There, a bfloat16 copy of the model embeds batches 2.5 to 3x faster than float32
-    (measured on 2 cores: 300 SQuAD paragraphs in 1.96 s against 6.17). Without it,
-    torch emulates bfloat16 and is slower than float32, so "auto" keeps float32.
+    There, a bfloat16 copy of the model embeds batches 2.5 to 3.5x faster than
+    float32 (measured on 2 cores: 300 SQuAD paragraphs in 1.96 s against 6.17; DRCD's
+    longer chunks gain more). Without AMX, torch computes bfloat16 with vector
+    instructions or emulates it, which may well be slower than float32 (not measured:
+    the machines here all have AMX), so "auto" keeps float32 there and
+    ``RAGQA_EMBEDDING_PRECISION=bfloat16`` is for trying it.
     """
     import torch
 
