@@ -173,8 +173,10 @@ def _batch_model(path: str, device: str, precision: str) -> Any:
     bfloat16 copy when ``precision`` asks for one (or ``"auto"`` finds the CPU fast
     at it) and that copy agrees with the original on the probes.
 
-    The float32 model stays loaded beside the copy (45 MB for the default model):
-    questions are embedded by its ONNX export, or by it with ``RAGQA_QUERY_BACKEND=torch``.
+    The float32 model stays loaded beside the copy (which takes 45 MB for the
+    default model): the ONNX export of questions is made from it, and the [UNK]
+    counts use its tokenizer. With ``RAGQA_QUERY_BACKEND=torch``, questions go
+    through ``embed_batch`` like chunks, so they are embedded by the copy.
     """
     model = _load(path, device)
     on_cpu = getattr(model.device, "type", "cpu") == "cpu"
