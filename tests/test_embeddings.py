@@ -128,3 +128,24 @@ def test_an_error_in_a_worker_reaches_the_caller_and_drops_the_batches_not_start
         threaded.embed(texts)
     assert threaded.calls < 20
     assert threaded.stopped == [threading.current_thread().name]
+
+
+def test_batches_follow_the_backends_own_lengths():
+    batches = []
+
+    class CountsWords(HashingEmbedder):
+        def text_lengths(self, texts):
+            return [len(t.split()) for t in texts]
+
+        def embed_batch(self, texts):
+            batches.append(texts)
+            return super().embed_batch(texts)
+
+    embedder = CountsWords(16)
+    embedder.batch_size = 2
+    # Longest in characters is shortest in words, and the other way round.
+    texts = ["a b c d e f", "extraordinarily", "x y z", "internationalisation q"]
+    vectors = embedder.embed(texts)
+    assert batches == [["a b c d e f", "x y z"], ["internationalisation q", "extraordinarily"]]
+    for text, vector in zip(texts, vectors, strict=True):
+        np.testing.assert_allclose(vector, HashingEmbedder(16).embed_query(text), atol=1e-6)

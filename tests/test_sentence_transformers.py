@@ -170,3 +170,15 @@ def test_the_bfloat16_copy_pads_batches_to_a_multiple_of_16_tokens(shared_data):
     assert all(n % st_embedder.PAD_MULTIPLE == 0 for n in lengths["padded"]), lengths
     assert any(n % st_embedder.PAD_MULTIPLE for n in lengths["unpadded"]), lengths
     assert len(lengths["padded"]) == len(texts)
+
+
+def test_texts_are_bucketed_by_tokens_not_characters():
+    embedder = get_embedder(MODEL, precision="float32")
+    # 26 characters but 13 tokens of digits and commas; 26 letters of one word, 2 tokens.
+    digits, word = "1,2,3,4,5,6,7,8,9,1,2,3,4,", "abcdefghijklmnopqrstuvwxyz"
+    assert len(digits) == len(word)
+    counted = embedder.text_lengths([digits, word, "word " * 400])
+    tokenizer = embedder.model.tokenizer
+    assert counted[:2] == [len(tokenizer(t)["input_ids"]) for t in (digits, word)]
+    assert counted[0] > counted[1]
+    assert counted[2] == embedder.model.max_seq_length  # truncated, as the model sees it

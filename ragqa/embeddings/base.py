@@ -55,7 +55,8 @@ class Embedder(ABC):
         # similar lengths waste little work on padding. Texts are embedded longest
         # first (the biggest batch shows at once whether memory suffices) and put
         # back in their order at the end.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        lengths = self.text_lengths(texts)
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         done = 0
@@ -65,6 +66,11 @@ class Embedder(ABC):
             if progress is not None:
                 progress(done)
         return out
+
+    def text_lengths(self, texts: Sequence[str]) -> Sequence[int]:
+        """How long each text is to the model, for length bucketing: characters,
+        unless a backend can count what it really computes on (tokens)."""
+        return [len(text) for text in texts]
 
     def _embed_batches(
         self, texts: Sequence[str], batches: list[list[int]]
