@@ -182,3 +182,13 @@ def test_texts_are_bucketed_by_tokens_not_characters():
     assert counted[:2] == [len(tokenizer(t)["input_ids"]) for t in (digits, word)]
     assert counted[0] > counted[1]
     assert counted[2] == embedder.model.max_seq_length  # truncated, as the model sees it
+
+
+def test_a_model_whose_tokenizer_cannot_count_is_bucketed_by_characters(monkeypatch):
+    embedder = get_embedder(MODEL, precision="float32")
+    replicas = embedder._replicas()
+    monkeypatch.setattr(replicas, "_counting", None)
+    assert embedder.text_lengths(["abc", "a" * 50]) == [3, 50]
+    monkeypatch.setattr(replicas, "_counting", lambda *a, **k: 1 / 0)
+    assert embedder.text_lengths(["abc"]) == [3]
+    assert embedder.embed(["still embeds"]).shape == (1, 384)

@@ -265,16 +265,24 @@ class _Replicas:
             self._free.put(copy.deepcopy(model))
         # One more tokenizer, to count tokens for length bucketing in the caller's
         # thread while workers may be using theirs (for another ingest, in the UI).
-        self._counting = copy.deepcopy(model.tokenizer)
+        self._counting = copy.deepcopy(getattr(model, "tokenizer", None))
         self._max_length = getattr(model, "max_seq_length", None)
         self._counting_lock = threading.Lock()
 
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Each text's length in tokens, as the model will see it (truncated)."""
-        with self._counting_lock:
-            ids = self._counting(
-                list(texts), truncation=self._max_length is not None, max_length=self._max_length
-            )["input_ids"]
+    def token_lengths(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in tokens, as the model will see it (truncated), or
+        ``None`` for a model without a tokenizer that counts them this way."""
+        if self._counting is None:
+            return None
+        try:
+            with self._counting_lock:
+                ids = self._counting(
+                    list(texts),
+                    truncation=self._max_length is not None,
+                    max_length=self._max_length,
+                )["input_ids"]
+        except Exception:  # not a Hugging Face text tokenizer: bucket by characters
+            return None
         return [len(row) for row in ids]
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
@@ -376,7 +384,8 @@ class SentenceTransformerEmbedder(Embedder):
     def text_lengths(self, texts: Sequence[str]) -> Sequence[int]:
         # Tokens, not characters: sorted by characters, SQuAD's chunks made batches
         # with 29 % padding (at a multiple of 16), sorted by tokens 10 %.
-        return self._replicas().token_lengths(texts)
+        counted = self._replicas().token_lengths(texts)
+        return super().text_lengths(texts) if counted is None else counted
 
     @property
     def workers(self) -> int:  # type: ignore[override]
