@@ -18,8 +18,7 @@ from ragqa.lang import (
 )
 def test_the_regexes_match_exactly_the_listed_ranges(test, ranges) -> None:
     # The checks are regexes built from the range tables; every code point up to
-    # the end of the last CJK plane must agree with the tables (surrogates cannot
-    # stand alone in a str that Python builds from text, but chr() allows them).
+    # the end of the last CJK plane must agree with the tables.
     disagree = [
         hex(code)
         for code in range(0x30000)
