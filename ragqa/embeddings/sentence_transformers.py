@@ -16,6 +16,7 @@ import numpy as np
 
 from ragqa.config import DEFAULT_EMBEDDING_MODEL, EMBEDDING_PRECISIONS, QUERY_BACKENDS
 from ragqa.embeddings.base import Embedder, l2_normalize
+from ragqa.embeddings.onnx_query import PROBES
 from ragqa.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,10 +41,9 @@ _BATCH_MODEL_LOCK = threading.Lock()
 # model's on the probes below, or batches stay in float32. Measured for the bundled
 # all-MiniLM-L6-v2 over 300 SQuAD paragraphs: 0.99992 at worst, 0.99995 on average.
 MIN_BF16_AGREEMENT = 0.999
-# Rounding errors grow with length, so the probes include two long passages.
+# The ONNX export's probes, and, as rounding errors grow with length, two long passages.
 _BF16_PROBES = (
-    "ragqa checks its bfloat16 copy of the model against the original.",
-    "這是一個測試句子，含有中文和 English words。",
+    *PROBES,
     " ".join(
         f"Sentence {n} of a long passage about rivers, harbours and the towns built "
         "beside them, written to fill the model's whole window."
