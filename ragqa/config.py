@@ -102,6 +102,10 @@ class Settings:
     max_pages: int = 5000
     max_chars_per_file: int = 20_000_000
     max_seconds_per_file: float = 300.0
+    # Processes that extract the text of one large PDF at once (pypdf is pure
+    # Python: one process, one core). 0 means one per core; 1 reads in-process.
+    # Files under 32 pages are always read in-process (see ragqa/loaders/pdf_parallel.py).
+    pdf_workers: int = 0
 
     # Where the UI keeps its knowledge bases, and the CLI's default --kb.
     data_dir: str = field(default_factory=_default_data_dir)
@@ -154,6 +158,10 @@ class Settings:
             raise ConfigError(f"dense_weight must be between 0 and 1, not {self.dense_weight}")
         if not 0.0 <= self.min_relevance <= 1.0:
             raise ConfigError(f"min_relevance must be between 0 and 1, not {self.min_relevance}")
+        if self.pdf_workers < 0:
+            raise ConfigError(
+                f"pdf_workers must be 0 (one per core) or more, not {self.pdf_workers}"
+            )
         if self.rerank_depth < 1:
             raise ConfigError(f"rerank_depth must be at least 1, not {self.rerank_depth}")
 

@@ -114,8 +114,9 @@ def ray_ingest(
         {"path": str(path), "stored": pickle.dumps(stored.get(source_key(path)))} for path in files
     ]
     # What the workers need of the settings: chunking and limits. Secrets (an API
-    # key, a Milvus token) stay on the driver.
-    shipped = kb.settings.replace(llm_api_key="", milvus_token="")
+    # key, a Milvus token) stay on the driver. Ray already reads files in parallel
+    # tasks, so a task reads its PDF in-process rather than start processes of its own.
+    shipped = kb.settings.replace(llm_api_key="", milvus_token="", pdf_workers=1)
     if embed_actors is None:
         cpus = int(ray.cluster_resources().get("CPU", 2))
         embed_actors = max(1, cpus // 2)

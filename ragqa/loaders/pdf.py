@@ -143,6 +143,10 @@ def _glyph_char(match: re.Match[str]) -> str:
 class _OutOfTime(Exception):
     """Raised from inside pypdf's extraction loop when the deadline has passed."""
 
+    def __init__(self, pages_done: int = 0) -> None:
+        super().__init__(pages_done)
+        self.pages_done = pages_done
+
 
 class _Deadline:
     """The moment by which a file must be read (``max_seconds_per_file``).
@@ -182,6 +186,7 @@ class _PdfReading:
         self.data = data
         self.settings = settings
         self.deadline = deadline
+        self.password: str | None = None  # the one that opened it, once decrypted
 
     def fail(self, cause: str, reason: str) -> LoaderError:
         return LoaderError(str(self.path), cause, reason=reason)
@@ -228,6 +233,7 @@ class _PdfReading:
             # shares one password, and files that open without one must still load.
             for attempt in (password, ""):
                 if attempt is not None and reader.decrypt(attempt) != PasswordType.NOT_DECRYPTED:
+                    self.password = attempt
                     return
         except NotImplementedError as exc:
             raise self.fail(
@@ -247,19 +253,10 @@ class _PdfReading:
         failed: list[str] = []
         garbled = 0
         chars = 0
-        for index in range(total):
-            if self.deadline.passed():
-                raise self.deadline.error(index, total)
-            try:
-                raw = reader.pages[index].extract_text(
-                    visitor_operand_before=self.deadline.check_in_pypdf
-                )
-            except _OutOfTime:
-                raise self.deadline.error(index, total) from None
-            except Exception as exc:
-                failed.append(f"page {index + 1}: {_summary(exc)}")
+        for index, text, failure in self.page_texts(reader, total):
+            if failure is not None:
+                failed.append(f"page {index + 1}: {failure}")
                 continue
-            text = normalize_text(decode_glyph_names(raw or ""))
             if not text:
                 continue
             if looks_garbled(text):
@@ -285,6 +282,25 @@ class _PdfReading:
             )
         return pages
 
+    def page_texts(self, reader: PdfReader, total: int) -> Iterator[tuple[int, str, str | None]]:
+        """Every page's normalised text, or why it failed, in page order: read
+        in-process (lazily, so that a limit stops it early), or split across
+        processes for a long file (see :mod:`ragqa.loaders.pdf_parallel`).
+
+        Raises:
+            LoaderError: with reason ``timeout``, while iterating.
+        """
+        from ragqa.loaders import pdf_parallel
+
+        workers = pdf_parallel.worker_count(total, self.settings)
+        try:
+            if workers > 1:
+                yield from pdf_parallel.page_texts_in_processes(self, reader, total, workers)
+            else:
+                yield from page_texts(reader, range(total), self.deadline)
+        except _OutOfTime as exc:
+            raise self.deadline.error(exc.pages_done, total) from None
+
     def no_pages_error(self, total: int, failed: list[str], garbled: int) -> LoaderError:
         if failed:
             return self.fail(
@@ -298,6 +314,29 @@ class _PdfReading:
                 "garbled",
             )
         return self.fail("no text layer (scanned or image-only PDF); OCR it first", "no_text")
+
+
+def page_texts(
+    reader: PdfReader, indices: range, deadline: _Deadline
+) -> Iterator[tuple[int, str, str | None]]:
+    """``(index, text, None)`` for each page in ``indices`` that extracts, with its
+    text normalised (empty for a page without text), or ``(index, "", cause)`` for
+    one that fails.
+
+    Raises:
+        _OutOfTime: with the number of pages done, once ``deadline`` has passed.
+    """
+    for done, index in enumerate(indices):
+        if deadline.passed():
+            raise _OutOfTime(done)
+        try:
+            raw = reader.pages[index].extract_text(visitor_operand_before=deadline.check_in_pypdf)
+        except _OutOfTime:
+            raise _OutOfTime(done) from None
+        except Exception as exc:
+            yield index, "", _summary(exc)
+            continue
+        yield index, normalize_text(decode_glyph_names(raw or "")), None
 
 
 def _summary(exc: BaseException) -> str:
