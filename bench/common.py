@@ -54,11 +54,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def children_peak_rss_mb() -> float:
-    """The largest peak resident memory of this process's finished children."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def current_rss_mb() -> float:
     """This process's resident memory now, from /proc (Linux only)."""
     with open("/proc/self/statm") as f:

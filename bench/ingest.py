@@ -37,15 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import (
-    children_peak_rss_mb,
-    default_data_dir,
-    load_paragraphs,
-    machine,
-    peak_rss_mb,
-    print_table,
-    run_worker,
-)
+from common import default_data_dir, load_paragraphs, machine, peak_rss_mb, print_table, run_worker
 
 HERE = Path(__file__).resolve()
 TUTORIAL_BATCH_SIZE = 32  # HuggingFaceEmbeddings leaves encode()'s default of 32
@@ -105,9 +97,6 @@ def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, A
             # What the indexes hold in memory: FAISS and BM25 are loaded whole (a
             # checkpoint is written first; small ingests do not write one).
             "index_mb": _checkpoint_mb(kb),
-            # Processes that read long PDFs (ragqa/loaders/pdf_parallel.py); their
-            # memory is not in this process's peak RSS.
-            "reader_peak_rss_mb": children_peak_rss_mb(),
         }
         kb.close()
     return result
@@ -260,12 +249,6 @@ def report(rows: list[dict[str, Any]]) -> None:
         if r["pipeline"] == "ragqa":
             print(f"ragqa embedded in {r['precision']}, {r['workers']} batch(es) at once")
             break
-    for r in rows:
-        if r.get("reader_peak_rss_mb"):
-            print(
-                f"{r['corpus']}: ragqa's PDF reading processes peaked at "
-                f"{r['reader_peak_rss_mb']:.0f} MB each (not in peak RSS above)"
-            )
 
 
 def scaling(data_dir: Path) -> None:
