@@ -62,6 +62,9 @@ _GARBLED_SHARE = 0.5
 
 _PDF_HEADER = b"%PDF-"
 
+# A page's index, its normalised text, and why it failed (None when it did not).
+PageText = tuple[int, str, "str | None"]
+
 
 class PdfLoader(Loader):
     """Reads ``.pdf`` files with pypdf, page by page."""
@@ -282,7 +285,7 @@ class _PdfReading:
             )
         return pages
 
-    def page_texts(self, reader: PdfReader, total: int) -> Iterator[tuple[int, str, str | None]]:
+    def page_texts(self, reader: PdfReader, total: int) -> Iterator[PageText]:
         """Every page's normalised text, or why it failed, in page order: read
         in-process (lazily, so that a limit stops it early), or split across
         processes for a long file (see :mod:`ragqa.loaders.pdf_parallel`).
@@ -297,7 +300,7 @@ class _PdfReading:
             if workers > 1:
                 yield from pdf_parallel.page_texts_in_processes(self, reader, total, workers)
             else:
-                yield from page_texts(reader, range(total), self.deadline)
+                yield from extract_pages(reader, range(total), self.deadline)
         except _OutOfTime as exc:
             raise self.deadline.error(exc.pages_done, total) from None
 
@@ -316,9 +319,7 @@ class _PdfReading:
         return self.fail("no text layer (scanned or image-only PDF); OCR it first", "no_text")
 
 
-def page_texts(
-    reader: PdfReader, indices: range, deadline: _Deadline
-) -> Iterator[tuple[int, str, str | None]]:
+def extract_pages(reader: PdfReader, indices: range, deadline: _Deadline) -> Iterator[PageText]:
     """``(index, text, None)`` for each page in ``indices`` that extracts, with its
     text normalised (empty for a page without text), or ``(index, "", cause)`` for
     one that fails.

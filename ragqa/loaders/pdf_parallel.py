@@ -5,7 +5,7 @@ the 117 pages of the shared GeoTopo file take 2.7 to 3.3 s (1.7 to 2.2 s in two
 processes). Here the calling process reads the first share of the pages itself while
 child processes read the others, each from its own copy of the file's bytes. The
 caller then sees the same ``(index, text, failure)`` list as from an in-process
-read (:func:`ragqa.loaders.pdf.page_texts`), in page order.
+read (:func:`ragqa.loaders.pdf.extract_pages`), in page order.
 
 A child is ``python -m ragqa.loaders.pdf_parallel``, given a pickled request on
 stdin and answering on stdout. Plain subprocesses rather than ``multiprocessing``:
@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragqa.config import Settings
-from ragqa.loaders.pdf import _Deadline, _OutOfTime, _PdfReading, _pypdf_warnings, page_texts
+from ragqa.loaders.pdf import (
+    PageText,
+    _Deadline,
+    _OutOfTime,
+    _PdfReading,
+    _pypdf_warnings,
+    extract_pages,
+)
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -54,8 +61,6 @@ MIN_PAGES_PER_WORKER = 16
 # killed: it checks the deadline itself, so this only covers start-up and a
 # single slow operator.
 _GRACE_SECONDS = 10.0
-
-PageText = tuple[int, str, "str | None"]
 
 
 def available_cores() -> int:
@@ -100,7 +105,7 @@ def page_texts_in_processes(
             pool.submit(children.run, _request(reading, part, remaining)) for part in ranges[1:]
         ]
         try:
-            texts = list(page_texts(reader, ranges[0], reading.deadline))
+            texts = list(extract_pages(reader, ranges[0], reading.deadline))
             for part, future in zip(ranges[1:], futures, strict=True):
                 texts.extend(_collect(future, part, reading, reader, done=len(texts)))
         finally:
@@ -133,7 +138,7 @@ def _collect(
         logger.warning(
             "%s: pages %d-%d are read in-process: %s", reading.path, part.start + 1, part.stop, exc
         )
-        return list(page_texts(reader, part, reading.deadline))
+        return list(extract_pages(reader, part, reading.deadline))
     for message in answer["warnings"]:
         # Into the caller's collector, as if pypdf had logged them here.
         logging.getLogger("pypdf").warning("%s", message)
@@ -221,7 +226,7 @@ def _read_part(request: dict[str, Any]) -> dict[str, Any]:
         opened = len(warnings)
         part = range(request["start"], request["stop"])
         try:
-            texts = list(page_texts(reader, part, deadline))
+            texts = list(extract_pages(reader, part, deadline))
         except _OutOfTime as exc:
             return {"warnings": warnings[opened:], "timed_out": exc.pages_done, "texts": []}
     return {"warnings": warnings[opened:], "timed_out": None, "texts": texts}

@@ -194,10 +194,10 @@ def test_children_are_killed_when_this_process_stops_reading(
         while not children:
             time.sleep(0.01)
         raise _OutOfTime(3)
-        yield  # a generator, like the real page_texts
+        yield  # a generator, like the real extract_pages
 
     monkeypatch.setattr(pdf_parallel._Children, "_start", staticmethod(start))
-    monkeypatch.setattr(pdf_parallel, "page_texts", out_of_time)
+    monkeypatch.setattr(pdf_parallel, "extract_pages", out_of_time)
     with pytest.raises(LoaderError) as caught:
         load_document(long_pdf, settings=TWO)
     assert "stopped after 3 of 40 pages" in caught.value.cause
