@@ -5,7 +5,7 @@ shared PDFs), in the same run and with the same bundled all-MiniLM-L6-v2 model:
 
 * ``ragqa``: ``KnowledgeBase.create(tmp)`` then ``kb.add_texts(paragraphs)`` (or
   ``kb.add([pdf folder])``): split (600/100), embed (batches of 16 by length, one per
-  core, in bfloat16 on a CPU with AMX), tokenise for BM25,
+  core, in bfloat16 on a CPU with AMX or AVX-512 BF16), tokenise for BM25,
   commit to SQLite and write the FAISS and lexical files. Then the same call again on
   the unchanged corpus ("re-ingest"), as a share of the first.
 * ``tutorial``: ``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)``,

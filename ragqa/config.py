@@ -57,9 +57,10 @@ class Settings:
     embedding_batch_size: int = 16
     embedding_device: str = ""  # "" lets sentence-transformers choose
     # The number format chunks are embedded in: "auto" uses a bfloat16 copy of the
-    # model on a CPU that multiplies bfloat16 in hardware (Intel AMX), 2.5 to 3.5x
-    # faster at a cosine of 0.9999 to float32 (checked on load; see
-    # ragqa/embeddings/sentence_transformers.py), and float32 anywhere else.
+    # model on a CPU that multiplies bfloat16 in hardware (Intel AMX, or AVX-512 BF16
+    # as on AMD Zen 4), 2 to 3.5x faster at a cosine of 0.9998 or more to float32
+    # (checked on load; see ragqa/embeddings/sentence_transformers.py), and float32
+    # anywhere else.
     embedding_precision: str = "auto"
     # How questions are embedded: "auto" runs a cached ONNX export of the model in
     # ONNX Runtime with int8 weights when it can (3.5x faster than torch for one
