@@ -353,6 +353,33 @@ def test_pruning_skips_long_lists_and_keeps_the_exact_top_k(
         assert thresholds == [10]
 
 
+def test_theta_comes_from_one_terms_chunks_not_from_every_scored_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Scanning every scored chunk for theta cost a Chinese question at a million
+    # chunks most of its time: its characters score hundreds of thousands.
+    import ragqa.lexical
+
+    partitioned: list[int] = []
+    original = ragqa.lexical._kth_largest
+
+    def spy(values: np.ndarray, k: int) -> float:
+        partitioned.append(len(values))
+        return original(values, k)
+
+    monkeypatch.setattr(ragqa.lexical, "_kth_largest", spy)
+    # "rare" in 10 chunks, "rarer" in 5 others, "common" in 400 (some of each).
+    present = {i: ["rare"] * (i % 3 + 1) + ["common"] * (i % 5 + 1) for i in range(10)}
+    present.update({i: ["rarer", "filler"] for i in range(10, 15)})
+    present.update({i: ["common"] * (i % 7 + 1) + ["filler"] for i in range(15, 415)})
+    index = BM25Index()
+    index.add(list(present), list(present.values()))
+    check_against_reference(index, present, ["rarer", "rare", "common"], 3)
+    # Before "rare", theta is the 3rd best of rarer's 5 chunks; before "common", of
+    # rare's 10, not of all 15 scored so far.
+    assert partitioned == [5, 10]
+
+
 def test_one_removal_leaves_long_posting_lists_uncopied() -> None:
     # Masking every list after a removal made each query at 100k chunks about
     # half as slow again, until the next compaction.
