@@ -153,10 +153,11 @@ def native_bfloat16() -> bool:
     (AMD Zen 4 and later, Intel Cooper Lake).
 
     There, a bfloat16 copy of the model embeds batches much faster than float32.
-    Measured on 2 cores, one thread, the bundled model, 150 paragraphs each
-    (float32 / bfloat16): with AMX, 300 SQuAD paragraphs in 6.17 s against 1.96;
-    on an AMD EPYC with AVX-512 BF16 and no AMX, SQuAD 8.8 s against 5.1 and DRCD
-    15.9 against 7.8, at a cosine of 0.998 or more to float32. A CPU with neither
+    Measured on 2 cores with the bundled model, float32 against bfloat16: with AMX,
+    300 SQuAD paragraphs in 6.17 s against 1.96; on an AMD EPYC with AVX-512 BF16 and
+    no AMX, through this embedder, 300 SQuAD paragraphs in 16.9 s against 6.8 and 300
+    DRCD paragraphs in 23.8 s against 9.5, at a cosine of 0.9998 or more to float32
+    (0.99992 and 0.99983 at worst). A CPU with neither
     computes bfloat16 with plain vector instructions or emulates it, which may well
     be slower than float32 (not measured: no such machine here), so "auto" keeps
     float32 there and ``RAGQA_EMBEDDING_PRECISION=bfloat16`` is for trying it.
