@@ -326,49 +326,43 @@ def test_index_agrees_with_the_formula_through_adds_removes_and_reloads(
                 check_against_reference(index, present, query, k)
 
 
-def test_pruning_skips_long_lists_and_keeps_the_exact_top_k(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def partitioned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many scores each of BM25's searches for a k-th best score looked at."""
     import ragqa.lexical
 
-    thresholds: list[int] = []
+    sizes: list[int] = []
     original = ragqa.lexical._kth_largest
 
     def spy(values: np.ndarray, k: int) -> float:
-        thresholds.append(len(values))
+        sizes.append(len(values))
         return original(values, k)
 
     monkeypatch.setattr(ragqa.lexical, "_kth_largest", spy)
+    return sizes
+
+
+def test_pruning_skips_long_lists_and_keeps_the_exact_top_k(partitioned: list[int]) -> None:
     # 10 chunks with a rare word, 400 with a common one (some with both).
     present = {i: ["rare"] * (i % 3 + 1) + ["common"] * (i % 5 + 1) for i in range(10)}
     present.update({i: ["common"] * (i % 7 + 1) + ["filler"] for i in range(10, 410)})
     index = BM25Index()
     index.add(list(present), list(present.values()))
     for k in (1, 3, 10):
-        thresholds.clear()
+        partitioned.clear()
         check_against_reference(index, present, ["rare", "common"], k)
         # "rare" scores 10 chunks; then theta among them beats what "common"
         # can add (idf(common) * 2.2 = 0.055), so the 400-long list is only
         # searched for the candidates.
-        assert thresholds == [10]
+        assert partitioned == [10]
 
 
 def test_theta_comes_from_one_terms_chunks_not_from_every_scored_chunk(
-    monkeypatch: pytest.MonkeyPatch,
+    partitioned: list[int],
 ) -> None:
     # Scanning every scored chunk for theta took about 30 % of a Chinese question's
     # BM25 time at a million chunks (line profiler): its characters score hundreds
     # of thousands of chunks.
-    import ragqa.lexical
-
-    partitioned: list[int] = []
-    original = ragqa.lexical._kth_largest
-
-    def spy(values: np.ndarray, k: int) -> float:
-        partitioned.append(len(values))
-        return original(values, k)
-
-    monkeypatch.setattr(ragqa.lexical, "_kth_largest", spy)
     # "rare" in 10 chunks, "rarer" in 5 others, "common" in 400 (some of each).
     present = {i: ["rare"] * (i % 3 + 1) + ["common"] * (i % 5 + 1) for i in range(10)}
     present.update({i: ["rarer", "filler"] for i in range(10, 15)})
