@@ -157,10 +157,10 @@ def native_bfloat16() -> bool:
     300 SQuAD paragraphs in 6.17 s against 1.96; on an AMD EPYC with AVX-512 BF16 and
     no AMX, through this embedder, 300 SQuAD paragraphs in 16.9 s against 6.8 and 300
     DRCD paragraphs in 23.8 s against 9.5, at a cosine of 0.9998 or more to float32
-    (0.99992 and 0.99983 at worst). A CPU with neither
-    computes bfloat16 with plain vector instructions or emulates it, which may well
-    be slower than float32 (not measured: no such machine here), so "auto" keeps
-    float32 there and ``RAGQA_EMBEDDING_PRECISION=bfloat16`` is for trying it.
+    (0.99992 and 0.99983 at worst). A CPU with neither computes bfloat16 with plain
+    vector instructions or emulates it, which may well be slower than float32 (not
+    measured: no such machine here), so "auto" keeps float32 there and
+    ``RAGQA_EMBEDDING_PRECISION=bfloat16`` is for trying it.
     """
     import torch
 
