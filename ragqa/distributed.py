@@ -173,7 +173,7 @@ class _EmbedChunks:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
         outcomes = [pickle.loads(blob) for blob in batch["outcome"]]
         prepared = [o for o in outcomes if isinstance(o, PreparedDocument)]
-        texts = [chunk.text for doc in prepared for chunk in doc.chunks]
+        texts = [chunk.index_text for doc in prepared for chunk in doc.chunks]
         vectors = self.embedder.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
         out, start = [], 0
         for outcome in outcomes:

@@ -489,7 +489,7 @@ class KnowledgeBase:
             return []
         from ragqa.lexical import tokenize
 
-        texts = [chunk.text for item in group if item.vectors is None for chunk in item.chunks]
+        texts = [chunk.index_text for item in group if item.vectors is None for chunk in item.chunks]
         known = self._store.known_vectors(text_hash(t) for t in texts)
         missing = [t for t in dict.fromkeys(texts) if text_hash(t) not in known]
         label = group[0].source if len(group) == 1 else f"{len(group)} files"
@@ -502,7 +502,7 @@ class KnowledgeBase:
             known.update((text_hash(t), v) for t, v in zip(missing, fresh, strict=True))
         # Every chunk's [UNK] count, stored for retrieval and summed for the
         # coverage warning; one batched tokenizer call, a fraction of embedding.
-        all_texts = [chunk.text for item in group for chunk in item.chunks]
+        all_texts = [chunk.index_text for item in group for chunk in item.chunks]
         counts = self._embedder.unknown_token_counts(all_texts)
         if counts is not None:
             unknown, tokens = self._coverage_counts
@@ -525,8 +525,8 @@ class KnowledgeBase:
                     chunks=item.chunks,
                     vectors=item.vectors
                     if item.vectors is not None
-                    else np.vstack([known[text_hash(c.text)] for c in item.chunks]),
-                    tokens=[tokenize(c.text) for c in item.chunks],
+                    else np.vstack([known[text_hash(c.index_text)] for c in item.chunks]),
+                    tokens=[tokenize(c.index_text) for c in item.chunks],
                     page_texts=item.page_texts,
                     unknown_shares=None if counts is None else shares[offset:end].tolist(),
                 )

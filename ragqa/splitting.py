@@ -1,179 +1,50 @@
-"""Cut page text into sentences and into overlapping chunks, for Chinese and English.
+"""Cut pages into overlapping chunks that keep a page's items whole, in both languages.
 
-Two public jobs live here:
+:func:`split_into_chunks` and :func:`split_pages` cut pages into :class:`Chunk`
+values of at most ``chunk_size`` characters, with about ``chunk_overlap`` characters
+shared by neighbours, and exact offsets into the page text.
 
-* :func:`sentence_spans` finds the sentences of a text as ``(start, end)`` offsets.
-  The extractive answerer uses it to pick answer sentences; the splitter uses it to
-  prefer cutting between sentences.
-* :func:`split_into_chunks` and :func:`split_pages` cut pages into :class:`Chunk`
-  values of at most ``chunk_size`` characters, with about ``chunk_overlap``
-  characters shared by neighbours, and exact offsets into the page text.
+How chunks are cut. First the page is read as blocks (:mod:`ragqa.structure`):
+headings, list items, Q&A items, table rows, paragraphs and page furniture. Whole
+blocks are packed into a chunk while they fit, a heading starts a new chunk, and no
+block is ever cut, except one that alone is longer than a chunk (a long paragraph).
+That one is cut like running text: every place between two characters gets a
+strength (paragraph end, sentence end, clause mark, space, next to a CJK character,
+anything), and each chunk greedily takes as much text as fits, ending at the
+strongest place in the back half of its room. A paragraph of a QA dataset is one
+such block, so its chunks are what they were before blocks existed.
 
-How chunks are cut: every place between two characters gets a strength (paragraph
-end, sentence end, clause mark, space, next to a CJK character, anything), and each
-chunk greedily takes as much text as fits, ending at the strongest place in the
-back half of its room. LangChain's splitters are not used: they lose exact offsets
-when chunks overlap and know no Chinese sentence ends.
+Each chunk carries the path of headings above it (``Chunk.heading``), and what is
+embedded and indexed for it (``Chunk.index_text``) is that path followed by the
+chunk's text without its furniture lines, so that "BERT 的预训练任务" finds the item
+"MLM 和 NSP" under the heading "BERT". LangChain's splitters are not used: they lose
+exact offsets when chunks overlap and know no Chinese sentence ends.
 
 Example:
-    >>> text = "台灣位於東亞。It has 23 million people. 首都是臺北。"
-    >>> [text[s:e] for s, e in sentence_spans(text)]
-    ['台灣位於東亞。', 'It has 23 million people.', '首都是臺北。']
+    >>> page = Page("n.md", 1, "BERT\\n- 预训练:MLM 和 NSP\\n- 参数:3.4亿\\nGPT\\n- 预训练:语言模型", "h")
+    >>> [(c.heading, c.text) for c in split_into_chunks(page, chunk_size=40, chunk_overlap=0)]
+    [('', 'BERT\\n- 预训练:MLM 和 NSP\\n- 参数:3.4亿'), ('', 'GPT\\n- 预训练:语言模型')]
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ragqa.errors import ConfigError
 from ragqa.lang import CJK_LETTERS
+from ragqa.sentences import sentence_spans
+from ragqa.structure import Block, heading_path, parse_blocks, repeated_lines
 from ragqa.types import Chunk, Page
 
 __all__ = ["sentence_spans", "split_into_chunks", "split_pages"]
 
-# Marks that end a Chinese sentence wherever they appear, even with no space after:
-# Chinese puts no space between sentences. "；" ends a sentence too, because Chinese
-# uses it between what English would write as separate sentences.
-_CJK_SENTENCE_ENDS = "。！？；…｡‼⁇⁈⁉"
-# Marks that end an English sentence only when whitespace (or the end, or Chinese
-# text) follows, so that "3.14", "e.g.x" and "example.com/a?b=1" stay whole.
-_ASCII_SENTENCE_ENDS = ".!?"
-# Closing quotes and brackets right after an end mark belong to the sentence they
-# close: 「你好。」 is one sentence, and so is (See above.)
-_CLOSERS = "」』”’\"'）)】》〉］]｝}〕〗〙〛›»"
-
-_CJK_END_SET = frozenset(_CJK_SENTENCE_ENDS)
-_ALL_SENTENCE_ENDS = re.escape(_CJK_SENTENCE_ENDS + _ASCII_SENTENCE_ENDS)
-_CJK_CHAR = re.compile(f"[{CJK_LETTERS}]")
-# A run of end marks and closers, in group "run". The leading possessive skip runs
-# through the text between end marks in one tight loop of the regex engine, instead
-# of trying a match at every character; it also skips an ASCII mark followed by a
-# letter or digit ("3.14", "a.b?c"), which can never end a sentence.
-_END_RUN = re.compile(
-    f"(?:[^{_ALL_SENTENCE_ENDS}]++|[.!?](?=[^\\s{_ALL_SENTENCE_ENDS}{re.escape(_CLOSERS)}{CJK_LETTERS}]))*+"
-    f"(?:(?P<run>(?:[{_ALL_SENTENCE_ENDS}]+[{re.escape(_CLOSERS)}]*)+)|\\Z)"
-)
-# A blank line (possibly holding spaces) separates paragraphs. Taking all the
-# whitespace that follows makes a long run of blank lines one match, not thousands.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _NON_SPACE = re.compile(r"\S")
-
-# Words whose period never ends a sentence: a name or an example always follows.
-_ABBREVIATIONS_INSIDE = frozenset(
-    ("mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "e.g", "i.e", "cf")
-    + ("fig", "figs", "eq", "no", "nos", "vol", "pp", "approx", "ca")
-)
-# Words whose period ends a sentence only when a capital letter (or Chinese) comes
-# next: "etc. and" continues, "etc. The" starts anew. Dotted initialisms such as
-# "U.S." are treated the same way.
-_ABBREVIATIONS_MAYBE_END = frozenset(
-    ("etc", "al", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul")
-    + ("aug", "sep", "sept", "oct", "nov", "dec")
-)
-_DOTTED_INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """The ``(start, end)`` character spans of the sentences in ``text``.
-
-    Spans are in order, do not overlap, and are trimmed of surrounding whitespace,
-    so every non-space character of ``text`` lies in exactly one span.
-
-    A sentence ends:
-
-    * after 。！？；… (and runs such as ……, ？！), wherever they stand;
-    * after . ! ? when whitespace, the end of the text or Chinese text follows, but
-      not after common abbreviations ("e.g.", "Mr.", "vs.") or a single capital
-      initial ("J. R. R. Tolkien"), nor after a list number at a line start ("1.");
-    * at a blank line (a paragraph break).
-
-    A closing quote or bracket right after the end mark belongs to the sentence.
-    A single line break is not a sentence end, because PDF text wraps lines inside
-    sentences.
-
-    Args:
-        text: any text.
-
-    Returns:
-        The spans; empty when ``text`` is blank.
-
-    Example:
-        >>> text = "他說：「好。」Pi is 3.14, e.g. in J. R. R. Tolkien's books? Yes!"
-        >>> [text[s:e] for s, e in sentence_spans(text)]
-        ['他說：「好。」', "Pi is 3.14, e.g. in J. R. R. Tolkien's books?", 'Yes!']
-    """
-    cuts = [
-        m.end("run")
-        for m in _END_RUN.finditer(text)
-        if m.group("run") and _ends_sentence(text, m.start("run"), m.end("run"))
-    ]
-    cuts.extend(m.start() for m in _PARAGRAPH_BREAK.finditer(text))
-    cuts.sort()
-    cuts.append(len(text))
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for cut in cuts:
-        if cut <= start:
-            continue
-        piece = text[start:cut]
-        stripped_left = piece.lstrip()
-        if stripped_left:
-            span_start = start + len(piece) - len(stripped_left)
-            spans.append((span_start, span_start + len(stripped_left.rstrip())))
-        start = cut
-    return spans
-
-
-def _ends_sentence(text: str, start: int, end: int) -> bool:
-    """Whether the run of end marks (and closers) at ``text[start:end]`` ends a sentence."""
-    run = text[start:end]
-    if not _CJK_END_SET.isdisjoint(run):
-        return True
-    if end < len(text) and not (text[end].isspace() or _CJK_CHAR.match(text, end)):
-        return False  # 3.14, e.g.x, example.com/a?b
-    if run.rstrip(_CLOSERS) != ".":
-        return True  # "!", "?", "?!", "..." before a space
-    before = text[start - 1] if start else ""
-    if not (before.isascii() and before.isalnum()):
-        return True  # no word before the period: the common, fast case
-    word = _word_before(text, start)
-    lowered = word.lower()
-    if lowered in _ABBREVIATIONS_INSIDE:
-        return False
-    if len(word) == 1 and word.isupper():
-        return False  # an initial, as in "J. R. R. Tolkien"
-    if word.isdigit() and len(word) <= 3 and _starts_line(text, start - len(word)):
-        return False  # a numbered list item: "1. First step"
-    if lowered in _ABBREVIATIONS_MAYBE_END or _DOTTED_INITIALISM.fullmatch(lowered):
-        following = _NON_SPACE.search(text, end)
-        return (
-            following is None
-            or following.group().isupper()
-            or bool(_CJK_CHAR.match(text, following.start()))
-        )
-    return True
-
-
-def _word_before(text: str, position: int) -> str:
-    """The ASCII letters, digits and dots just before ``position`` ("e.g", "Mr", "12")."""
-    start = position
-    # Abbreviations are short; looking back a few characters keeps this cheap.
-    while start > 0 and position - start < 12:
-        char = text[start - 1]
-        if not (char == "." or (char.isascii() and char.isalnum())):
-            break
-        start -= 1
-    return text[start:position]
-
-
-def _starts_line(text: str, position: int) -> bool:
-    """Whether only spaces and tabs stand between the previous line break and ``position``."""
-    while position > 0 and text[position - 1] in " \t":
-        position -= 1
-    return position == 0 or text[position - 1] == "\n"
-
+_CJK_CHAR = re.compile(f"[{CJK_LETTERS}]")
+# Between the headings of a chunk's path.
+HEADING_SEPARATOR = " › "
 
 # --- Chunks ------------------------------------------------------------------------
 
@@ -195,37 +66,42 @@ _LAST_CJK_CHAR = re.compile(f"(?s).*[{CJK_LETTERS}]")
 _LAST_SYMBOL = re.compile(r"(?s).*(?:[^\w\s]|_)")
 
 
-def split_into_chunks(page: Page, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
+def split_into_chunks(
+    page: Page, *, chunk_size: int, chunk_overlap: int, furniture: Iterable[str] = ()
+) -> list[Chunk]:
     """Cut one page into chunks of at most ``chunk_size`` characters.
 
-    Each chunk ends at the strongest boundary in the back half of the room it has: a
-    paragraph end, else a sentence end (。！？；… or . ! ? before a space), else a
-    clause mark (，、： or , ; : before a space), else a space. Only when none of
-    those exists in the whole window does it cut between two characters, and then
-    only next to a CJK character, never inside an English word.
-
+    Whole blocks (see the module notes) are packed into each chunk; a heading starts
+    a new one, so a chunk holds one section's items. A block longer than
+    ``chunk_size`` is cut at its strongest boundary in the back half of the room a
+    chunk has: a paragraph end, else a sentence end (。！？；… or . ! ? before a
+    space), else a clause mark (，、： or , ; : before a space), else a space. Only
+    when none of those exists in the whole window does it cut between two
+    characters, and then only next to a CJK character, never inside an English word.
     The one exception is a token with no space or CJK character in it that is longer
-    than ``chunk_size`` (a huge URL, a base64 blob): it cannot fit, so it is cut
-    after a punctuation mark in the back half of the window, or else at the size
-    limit.
+    than ``chunk_size`` (a huge URL, a base64 blob): it is cut after a punctuation
+    mark in the back half of the window, or else at the size limit.
 
-    Consecutive chunks share about ``chunk_overlap`` characters: the next chunk
-    starts at the earliest sentence start within the last ``chunk_overlap``
-    characters, if that leaves at least a third of the overlap; else at a clause
-    start, a word start or a CJK character, so it never begins with half a word.
-    With no such place it starts where the previous chunk ended.
+    Consecutive chunks share about ``chunk_overlap`` characters: whole blocks of the
+    same section at the end of one chunk start the next; inside a long block, the
+    next chunk starts at the earliest sentence start within the last
+    ``chunk_overlap`` characters, if that leaves at least a third of the overlap;
+    else at a clause start, a word start or a CJK character, so it never begins
+    with half a word. Near the end of a long block, a cut that would leave a last
+    chunk with only a few new characters (under a fifth of ``chunk_size``) moves
+    earlier when an equally good boundary allows.
 
-    Near the end of a page, a cut that would leave a last chunk with only a few new
-    characters (under a fifth of ``chunk_size``) moves earlier when an equally good
-    boundary allows, so the last two chunks share the text. Chunks are trimmed of whitespace by moving their offsets,
-    so ``page.text[chunk.start:chunk.end] == chunk.text`` always holds, and no chunk
-    is blank.
+    Chunks are trimmed of whitespace by moving their offsets, so
+    ``page.text[chunk.start:chunk.end] == chunk.text`` always holds, and no chunk
+    is blank or only furniture.
 
     Args:
         page: the page to cut.
         chunk_size: the largest chunk, in characters; at least 1.
         chunk_overlap: the wished-for overlap, in characters; from 0 to
             ``chunk_size - 1``.
+        furniture: lines repeated on many pages of the document
+            (:func:`ragqa.structure.repeated_lines`), kept out of chunks' index text.
 
     Returns:
         The chunks, in page order; empty when the page is blank.
@@ -240,16 +116,33 @@ def split_into_chunks(page: Page, *, chunk_size: int, chunk_overlap: int) -> lis
     """
     _check_sizes(chunk_size, chunk_overlap)
     text = page.text
-    return [
-        Chunk(text[start:end], page.source, page.page, start, end)
-        for start, end in _chunk_spans(text, chunk_size, chunk_overlap)
-    ]
+    blocks = parse_blocks(text, furniture)
+    chunks = []
+    for start, end in _pack(text, blocks, chunk_size, chunk_overlap):
+        path = heading_path(text, blocks, start)
+        heading = HEADING_SEPARATOR.join(path)
+        body = _without_furniture(text, blocks, start, end)
+        indexed = f"{heading}\n{body}" if heading else body
+        chunks.append(
+            Chunk(
+                text[start:end],
+                page.source,
+                page.page,
+                start,
+                end,
+                heading=heading,
+                indexed="" if indexed == text[start:end] else indexed,
+            )
+        )
+    return chunks
 
 
 def split_pages(pages: Iterable[Page], *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
     """Cut every page into chunks (see :func:`split_into_chunks`), pages in order.
 
     Chunks never span two pages, so every chunk keeps one source and page number.
+    Lines repeated on many pages of one source (running headers and footers) are
+    page furniture, kept out of what is indexed.
 
     Example:
         >>> pages = [Page("a.pdf", 1, "One. Two.", "h"), Page("a.pdf", 2, "  ", "h")]
@@ -257,10 +150,91 @@ def split_pages(pages: Iterable[Page], *, chunk_size: int, chunk_overlap: int) -
         [(1, 'One. Two.')]
     """
     _check_sizes(chunk_size, chunk_overlap)
+    pages = list(pages)
+    furniture: dict[str, frozenset[str]] = {}
+    for source in dict.fromkeys(page.source for page in pages):
+        furniture[source] = repeated_lines([p.text for p in pages if p.source == source])
     chunks: list[Chunk] = []
     for page in pages:
-        chunks.extend(split_into_chunks(page, chunk_size=chunk_size, chunk_overlap=chunk_overlap))
+        chunks.extend(
+            split_into_chunks(
+                page,
+                chunk_size=chunk_size,
+                chunk_overlap=chunk_overlap,
+                furniture=furniture[page.source],
+            )
+        )
     return chunks
+
+
+def _pack(
+    text: str, blocks: Sequence[Block], chunk_size: int, chunk_overlap: int
+) -> list[tuple[int, int]]:
+    """The ``(start, end)`` offsets of chunks made of whole blocks."""
+    spans: list[tuple[int, int]] = []
+    current: list[Block] = []
+
+    def flush() -> None:
+        if current:
+            spans.append((current[0].start, current[-1].end))
+
+    # A page that is nothing but furniture ("12") is still text the user gave.
+    keep_furniture = all(block.kind == "furniture" for block in blocks)
+    for block in blocks:
+        if block.kind == "furniture" and not keep_furniture:
+            continue
+        if block.end - block.start > chunk_size:
+            # Too long to keep whole: cut it like running text, on its own.
+            flush()
+            current = []
+            piece = text[block.start : block.end]
+            spans.extend(
+                (block.start + s, block.start + e)
+                for s, e in _chunk_spans(piece, chunk_size, chunk_overlap)
+            )
+            continue
+        if current:
+            too_big = block.end - current[0].start > chunk_size
+            new_section = block.kind == "heading" and any(b.kind != "heading" for b in current)
+            if too_big or new_section:
+                flush()
+                current = _overlap(current, block, chunk_size, chunk_overlap) if too_big else []
+        current.append(block)
+    flush()
+    return spans
+
+
+def _overlap(
+    previous: list[Block], block: Block, chunk_size: int, chunk_overlap: int
+) -> list[Block]:
+    """The whole blocks at the end of ``previous`` that the next chunk repeats.
+
+    Only items, rows and text of the same section, within ``chunk_overlap``
+    characters, and never all of ``previous`` (the next chunk must move on).
+    """
+    kept: list[Block] = []
+    for candidate in reversed(previous[1:]):
+        if candidate.kind == "heading":
+            break
+        if previous[-1].end - candidate.start > chunk_overlap:
+            break
+        if block.end - candidate.start > chunk_size:
+            break
+        kept.insert(0, candidate)
+    return kept
+
+
+def _without_furniture(text: str, blocks: Sequence[Block], start: int, end: int) -> str:
+    """``text[start:end]`` with the furniture blocks inside it left out."""
+    parts = []
+    position = start
+    for block in blocks:
+        if block.kind != "furniture" or block.end <= start or block.start >= end:
+            continue
+        parts.append(text[position : block.start])
+        position = block.end
+    parts.append(text[position:end])
+    return "\n".join(part.strip() for part in parts if part.strip())
 
 
 def _check_sizes(chunk_size: int, chunk_overlap: int) -> None:

@@ -42,6 +42,16 @@ class Chunk:
     page: int
     start: int
     end: int
+    #: The headings above the chunk, outermost first, joined by " › ".
+    heading: str = ""
+    #: What is embedded and indexed for the chunk, when that is not ``text``: the
+    #: heading path, then the text without page furniture (see ragqa.structure).
+    indexed: str = ""
+
+    @property
+    def index_text(self) -> str:
+        """The text retrieval sees: ``indexed`` if set, else ``text``."""
+        return self.indexed or self.text
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,11 @@ class Hit:
     ``score`` is higher for better matches; its scale depends on the retrieval
     mode (cosine similarity for dense search, a fused score for hybrid).
     ``chunk_id`` identifies the chunk inside its knowledge base.
+
+    ``heading`` is the path of headings above the chunk (" › " between them), and
+    ``focus`` the ``(start, end)`` offsets into ``text`` of the units (items,
+    Q&A items, rows, sentences) that match the query best, best first; both are
+    filled in by :class:`ragqa.retrieval.Retriever`.
     """
 
     text: str
@@ -60,6 +75,8 @@ class Hit:
     start: int
     end: int
     chunk_id: int = -1
+    heading: str = ""
+    focus: tuple[tuple[int, int], ...] = ()
 
     @property
     def file_name(self) -> str:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ragqa import ConfigError, Settings
 from ragqa.lang import is_cjk
 from ragqa.splitting import sentence_spans, split_into_chunks, split_pages
+from ragqa.structure import parse_blocks
 from ragqa.types import Chunk, Page
 
 # --- helpers -----------------------------------------------------------------------
@@ -71,6 +72,15 @@ def check_chunks(page: Page, chunks: list[Chunk], size: int, overlap: int) -> No
     for previous, current in zip(chunks, chunks[1:], strict=False):
         assert previous.start < current.start and previous.end < current.end, "chunks in order"
         assert previous.end - current.start <= overlap, "overlap within budget"
+    # Page furniture (page numbers, image links, repeated headers) is left out of
+    # chunks; everything else is in one.
+    for block in parse_blocks(text):
+        if (
+            block.kind == "furniture"
+            and len(chunks)
+            and not any(c.start <= block.start < c.end for c in chunks)
+        ):
+            covered[block.start : block.end] = [True] * (block.end - block.start)
     missing = [i for i, char in enumerate(text) if not char.isspace() and not covered[i]]
     assert not missing, f"characters not in any chunk: {missing[:10]}"
 

@@ -1030,7 +1030,7 @@ class LocalStore(Store):
                             chunk.start,
                             chunk.end,
                             chunk.text,
-                            text_hash(chunk.text),
+                            text_hash(chunk.index_text),
                             " ".join(tokens),
                             vector.tobytes(),
                             None if share is None else float(share),

@@ -479,7 +479,7 @@ class MilvusStore(Store):
                     "start": chunk.start,
                     "end": chunk.end,
                     "text": chunk.text,
-                    "text_hash": text_hash(chunk.text),
+                    "text_hash": text_hash(chunk.index_text),
                     "unknown": float(share),
                     "terms": joined,
                     "vector": vector.tolist(),
