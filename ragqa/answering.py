@@ -88,6 +88,11 @@ class Citation:
     end: int
     chunk_id: int
     text: str
+    #: The headings above the passage, " › " between them.
+    heading: str = ""
+    #: What the answer draws on, as ``(start, end)`` offsets into ``text``: the
+    #: quoted item, answer or sentence, else the passage's best-matching units.
+    spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def file_name(self) -> str:
@@ -103,6 +108,8 @@ class Citation:
             "start": self.start,
             "end": self.end,
             "chunk_id": self.chunk_id,
+            "heading": self.heading,
+            "spans": [list(span) for span in self.spans],
             "text": self.text,
         }
 
@@ -123,9 +130,10 @@ class Answer:
     Attributes:
         text: the answer, with citation markers ``[n]`` that all point into
             ``passages``.
-        citations: the passages cited, in order of first citation.
+        citations: the passages cited, numbered 1..n in order of first citation.
         passages: the hits the answer was made from, numbered from 1: ``[n]`` is
-            ``passages[n - 1]``.
+            ``passages[n - 1]``. The cited ones come first, in citation order,
+            then the rest in rank order.
         timings: where the time went.
         language: ``"en"`` or ``"zh"``, the question's language.
         backend: ``extractive``, ``openai``, ``ollama``, ``llamacpp``, ``fake``, or
@@ -168,23 +176,28 @@ class Answer:
 
 
 def resolve_citations(
-    text: str, passage_count: int
+    text: str, passage_count: int, *, renumber: bool = False
 ) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     """Normalise citation markers and drop those that point at no passage.
 
     Args:
         text: an answer with markers such as ``[1]``, ``[1, 2]``, ``[1-3]``, ``【1】``.
         passage_count: how many passages the answer could cite (1..count).
+        renumber: number the cited passages 1..n in the order the text first
+            cites them, so that a reader sees [1], [2], ... whatever their rank.
 
     Returns:
-        ``(text, cited, flagged)``: the cleaned text, the valid numbers in order of
-        first appearance, and the out-of-range numbers that were removed.
+        ``(text, cited, flagged)``: the cleaned text, the valid numbers (as given,
+        before renumbering) in order of first appearance, and the out-of-range
+        numbers that were removed.
 
     Example:
         >>> resolve_citations("Yes [1, 2]; no 【3】 [9].", 3)
         ('Yes [1][2]; no [3].', (1, 2, 3), (9,))
         >>> resolve_citations("See [2-4] and [2020].", 3)
         ('See [2][3] and [2020].', (2, 3), (4,))
+        >>> resolve_citations("B [3]. A [1][3].", 3, renumber=True)
+        ('B [1]. A [2][1].', (3, 1), ())
     """
     cited: list[int] = []
     flagged: list[int] = []
@@ -198,7 +211,8 @@ def resolve_citations(
                 bucket.append(n)
         if not valid:
             return ""
-        return match.group("space") + "".join(f"[{n}]" for n in valid)
+        shown = [cited.index(n) + 1 for n in valid] if renumber else valid
+        return match.group("space") + "".join(f"[{n}]" for n in shown)
 
     return _MARKER.sub(replace, text), tuple(cited), tuple(flagged)
 
@@ -284,13 +298,18 @@ def stream_answer(
     hits = tuple(hits)
     dropped: tuple[Hit, ...] = ()
 
+    quoted: dict[int, tuple[tuple[int, int], ...]] = {}  # passage number -> spans
     if chat_model is None and settings.llm == "extractive":
         from ragqa.llm.extractive import ExtractiveAnswerer
 
         backend_name = "extractive"
         passages = hits
         query = rewrite_question_heuristic(question, history) if history else question
-        pieces = ExtractiveAnswerer().stream(query, passages, language_of=question)
+        extraction = ExtractiveAnswerer().extract(query, passages, language_of=question)
+        for sentence in extraction.sentences:
+            spans = quoted.get(sentence.number, ())
+            quoted[sentence.number] = (*spans, (sentence.start, sentence.end))
+        pieces = ExtractiveAnswerer.pieces(extraction)
     else:
         from ragqa.llm import as_chat_backend, get_chat_model
 
@@ -326,10 +345,16 @@ def stream_answer(
         raise LLMError(f"the {backend_name} backend returned an empty answer")
     finished = time.perf_counter()
 
+    # Passages renumbered as the text now cites them: cited ones first, 1..n.
+    order = list(cleaner.cited) + [n for n in range(1, len(passages) + 1) if n not in cleaner.cited]
+    citations = tuple(
+        _citation(shown, passages[number - 1], quoted.get(number))
+        for shown, number in enumerate(cleaner.cited, start=1)
+    )
     yield Answer(
         text=cleaner.text,
-        citations=tuple(_citation(number, passages[number - 1]) for number in cleaner.cited),
-        passages=passages,
+        citations=citations,
+        passages=tuple(passages[n - 1] for n in order),
         timings=Timings(
             retrieve=retrieve_seconds,
             generate=finished - generate_started,
@@ -368,12 +393,15 @@ class _CitationStream:
             ready = ready[: partial.start()]
         # Strip after resolving too: removing a marker can leave whitespace at the
         # end ("Start \n【7】" -> "Start \n"), and trailing whitespace is only
-        # released once text follows it.
-        cleaned = resolve_citations(ready.rstrip(), self._count)[0].strip()
+        # released once text follows it. Renumbering goes by first appearance, so
+        # a prefix is renumbered as the whole will be.
+        cleaned = resolve_citations(ready.rstrip(), self._count, renumber=True)[0].strip()
         return self._release(cleaned)
 
     def finish(self) -> str:
-        self.text, self.cited, self.flagged = resolve_citations(self._raw, self._count)
+        self.text, self.cited, self.flagged = resolve_citations(
+            self._raw, self._count, renumber=True
+        )
         self.text = self.text.strip()
         return self._release(self.text)
 
@@ -400,7 +428,7 @@ def _marker_numbers(body: str) -> list[int]:
     return list(dict.fromkeys(numbers))
 
 
-def _citation(number: int, hit: Hit) -> Citation:
+def _citation(number: int, hit: Hit, spans: tuple[tuple[int, int], ...] | None) -> Citation:
     return Citation(
         number=number,
         source=hit.source,
@@ -409,6 +437,10 @@ def _citation(number: int, hit: Hit) -> Citation:
         end=hit.end,
         chunk_id=hit.chunk_id,
         text=hit.text,
+        heading=hit.heading,
+        # What the extractive answerer quoted; a model's answer is traced to the
+        # units that matched the question best.
+        spans=spans if spans is not None else hit.focus[:1],
     )
 
 
@@ -422,6 +454,8 @@ def _hit_dict(number: int | None, hit: Hit) -> dict[str, Any]:
         end=hit.end,
         chunk_id=hit.chunk_id,
         score=hit.score,
+        heading=hit.heading,
+        focus=[list(span) for span in hit.focus],
         text=hit.text,
     )
     return out

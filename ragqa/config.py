@@ -86,6 +86,10 @@ class Settings:
     rerank_depth: int = 20  # candidates the reranker re-scores
     mmr: bool = False
     mmr_lambda: float = 0.7
+    # Small to big (ragqa/focus.py): in hybrid search, the share of a chunk's rank
+    # that comes from its best-matching unit (item, Q&A item, row, sentence) rather
+    # than the chunk as a whole; 0 ranks by whole chunks only.
+    focus_weight: float = 0.3
 
     # Answering.
     llm: str = "extractive"
@@ -157,6 +161,8 @@ class Settings:
             raise ConfigError(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be between 0 and 1, not {self.dense_weight}")
+        if not 0.0 <= self.focus_weight <= 1.0:
+            raise ConfigError(f"focus_weight must be between 0 and 1, not {self.focus_weight}")
         if not 0.0 <= self.min_relevance <= 1.0:
             raise ConfigError(f"min_relevance must be between 0 and 1, not {self.min_relevance}")
         if self.pdf_workers < 0:

@@ -3,13 +3,17 @@
 A follow-up such as "and how many parameters does it have?" or "它有多少參數？" finds
 nothing by itself: "it" is not in any document. Before retrieval it is rewritten
 into a standalone query from the chat history, by the chat model when one is
-configured, otherwise by a heuristic that adds the salient terms of the previous
-questions to a question that looks like a follow-up.
+configured, otherwise by a heuristic. The heuristic puts the new entity of a
+substitution follow-up ("那 GPT 呢？", "What about GPT-2?") in the old one's place in
+the earlier question (see :mod:`ragqa.followups`), and adds the salient terms of
+the previous questions to any other question that looks like a follow-up.
 
 Example:
     >>> history = [Turn("user", "What is BERT?"), Turn("assistant", "A language model [1].")]
     >>> rewrite_question_heuristic("And how many parameters does it have?", history)
     'And how many parameters does it have? (BERT)'
+    >>> rewrite_question_heuristic("What about GPT-2?", history)
+    'What is GPT-2?'
     >>> rewrite_question_heuristic("Who wrote Hamlet?", history)
     'Who wrote Hamlet?'
 """
@@ -20,15 +24,15 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragqa.errors import ConfigError, LLMError
+from ragqa.followups import substitute_entity, substitution_entity
 from ragqa.lang import detect_language, is_cjk
 from ragqa.prompting import build_rewrite_messages
 
 if TYPE_CHECKING:
     from ragqa.config import Settings
-    from ragqa.llm.base import ChatBackend
 
 __all__ = [
     "Turn",
@@ -225,10 +229,14 @@ def is_follow_up(question: str) -> bool:
 def rewrite_question_heuristic(
     question: str, history: Sequence[Turn], *, max_user_turns: int = 3
 ) -> str:
-    """Add the previous questions' salient terms to a follow-up; else return it unchanged.
+    """Rewrite a follow-up from the earlier questions; return others unchanged.
 
-    Terms come from the most recent user turn and, when that was a follow-up too,
-    from the turns before it back to the question that started the thread (at most
+    A substitution follow-up ("那 GPT 呢？", "What about GPT-2?") becomes the
+    question it follows with the new entity in place of the old one; when that
+    question was one too, the thread's first question takes each new entity in
+    turn. Other follow-ups, and substitutions without a matching entity, get the
+    salient terms of the most recent user turn and, when that was a follow-up too,
+    of the turns before it back to the question that started the thread (at most
     ``max_user_turns``); terms the question already has are skipped.
 
     Args:
@@ -237,21 +245,55 @@ def rewrite_question_heuristic(
         max_user_turns: how many earlier questions may lend terms.
 
     Returns:
-        ``question`` itself, or ``question`` followed by the borrowed terms in
-        parentheses (full-width ones for Chinese).
+        ``question`` itself, the earlier question about the new entity, or
+        ``question`` followed by the borrowed terms in parentheses (full-width ones
+        for Chinese).
 
     Example:
         >>> history = [Turn("user", "台灣的首都是哪裡？"), Turn("assistant", "台北 [1]。")]
         >>> rewrite_question_heuristic("那人口呢？", history)
         '那人口呢？（台灣 首都）'
+        >>> history += [Turn("user", "那日本呢？"), Turn("assistant", "東京 [2]。")]
+        >>> rewrite_question_heuristic("那韓國呢？", history)
+        '韓國的首都是哪裡？'
     """
     if not is_follow_up(question):
         return question
-    earlier = [turn.content for turn in reversed(history) if turn.role == "user"]
+    earlier = [turn.content for turn in history if turn.role == "user"]
+    if substitution_entity(question) is None:
+        return _borrow_terms(question, earlier, max_user_turns)
+    # The thread: the substitution follow-ups before this one, back to the
+    # question they all vary (standalone, or a follow-up rewritten by borrowing).
+    first = len(earlier)
+    while first > 0 and _substitution(earlier[first - 1]) is not None:
+        first -= 1
+    if first == 0:
+        return _borrow_terms(question, earlier, max_user_turns)
+    standalone = _borrow_terms(earlier[first - 1], earlier[: first - 1], max_user_turns)
+    for index in range(first, len(earlier) + 1):
+        text = earlier[index] if index < len(earlier) else question
+        swapped = substitute_entity(standalone, substitution_entity(text) or "")
+        # A step that finds no entity to replace ("參數量呢？" after "BERT 是什麼模型？")
+        # borrows terms, and the later steps substitute into that.
+        standalone = (
+            swapped.question if swapped else _borrow_terms(text, earlier[:index], max_user_turns)
+        )
+    return standalone
+
+
+def _substitution(question: str) -> str | None:
+    """The new entity of a substitution follow-up, else None."""
+    return substitution_entity(question) if is_follow_up(question) else None
+
+
+def _borrow_terms(question: str, earlier: Sequence[str], max_user_turns: int) -> str:
+    """``question`` with the thread's salient terms added, when it is a follow-up."""
+    if not is_follow_up(question):
+        return question
     # Walk back through follow-ups to the question that started the thread: its
     # terms come first, then those the follow-ups added.
     thread: list[str] = []
-    for text in earlier[:max_user_turns]:
+    for text in list(reversed(earlier))[:max_user_turns]:
         thread.insert(0, text)
         if not is_follow_up(text):
             break
@@ -273,13 +315,14 @@ def rewrite_question(
     history: Sequence[Turn],
     *,
     settings: Settings,
-    chat_model: ChatBackend | None = None,
+    chat_model: Any = None,
 ) -> str:
     """Turn a follow-up into a standalone query for retrieval.
 
     With no earlier user turn the question is returned as it is. With a chat model
     (given, or configured in ``settings.llm``) the model rewrites it from the last
-    ``settings.history_turns`` turns; an unusable reply (empty or rambling) or an
+    ``settings.history_turns`` turns; an unusable reply (empty, rambling, or
+    without the new entity of a substitution follow-up such as "那 GPT 呢？") or an
     unreachable model falls back to :func:`rewrite_question_heuristic`, so that
     retrieval still runs and the answer step reports the model's error. The
     extractive default uses the heuristic.
@@ -288,7 +331,8 @@ def rewrite_question(
         question: the new question.
         history: earlier turns, oldest first.
         settings: supplies ``history_turns`` and the backend choice.
-        chat_model: a backend to use instead of the configured one.
+        chat_model: a :class:`~ragqa.llm.ChatBackend` or a LangChain chat model to
+            use instead of the configured one.
 
     Returns:
         The standalone query.
@@ -308,15 +352,28 @@ def rewrite_question(
         chat_model = get_chat_model(settings)
     if chat_model is None:
         return rewrite_question_heuristic(question, history)
+    from ragqa.llm import as_chat_backend
+
     try:
-        reply = chat_model.complete(build_rewrite_messages(question, history))
+        reply = as_chat_backend(chat_model).complete(build_rewrite_messages(question, history))
     except LLMError as error:
         logger.warning("question rewrite fell back to the heuristic: %s", error)
         return rewrite_question_heuristic(question, history)
     rewritten = _clean_rewrite(reply)
     if not rewritten or len(rewritten) > max(200, 4 * len(question)):
         return rewrite_question_heuristic(question, history)
+    entity = _substitution(question)
+    # Small models often answer "那 GPT 呢？" by repeating the question about BERT,
+    # which would retrieve BERT's passages again: a rewrite must keep the new entity.
+    if entity is not None and not _mentions(rewritten, entity):
+        logger.info("question rewrite %r dropped %r; used the heuristic", rewritten, entity)
+        return rewrite_question_heuristic(question, history)
     return rewritten
+
+
+def _mentions(text: str, entity: str) -> bool:
+    """True when ``entity`` occurs in ``text``, ignoring case and spacing."""
+    return "".join(entity.split()).casefold() in "".join(text.split()).casefold()
 
 
 def _clean_rewrite(reply: str) -> str:

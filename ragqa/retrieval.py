@@ -20,7 +20,14 @@ the scores are and lets the near-blind dense ranking pull Chinese results down b
 as much as the good BM25 ranking pushes them up. Equal weights (0.5) were chosen
 as the neutral prior and confirmed: 0.4 to 0.6 measure within 0.006 of each other.
 
-After fusion, three optional stages run in this order:
+After fusion, the best ``FOCUS_DEPTH`` candidates are looked at unit by unit
+("small to big", :mod:`ragqa.focus`): each one's best-matching item, Q&A item, row or
+sentence gives ``settings.focus_weight`` of its rank in hybrid search, so the chunk
+with the one line that answers beats a chunk that merely mentions the question's
+words often, and every hit says which of its units matched (``Hit.focus``) and
+which headings stand above it (``Hit.heading``).
+
+Then three optional stages run in this order:
 
 * a relevance gate (``settings.min_relevance``): when none of the best few
   candidates is relevant enough, the search returns no hits, so that an answerer
@@ -38,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -54,6 +62,7 @@ from ragqa.stores import Store
 from ragqa.types import Hit
 
 __all__ = [
+    "FOCUS_DEPTH",
     "FUSION_DEPTH",
     "GATE_DEPTH",
     "Retriever",
@@ -71,6 +80,8 @@ FUSION_DEPTH = 100
 # The relevance gate asks whether any of this many best candidates is relevant:
 # the first-ranked chunk is not always the one that covers the question best.
 GATE_DEPTH = 5
+# Candidates whose units are scored (ragqa.focus) in hybrid search.
+FOCUS_DEPTH = 20
 # MMR chooses among this many candidates per hit wanted (at least 20).
 _MMR_POOL_FACTOR = 4
 # What retrieval derives from a chunk's text (its [UNK] share, its lexical terms)
@@ -81,6 +92,8 @@ _MMR_POOL_FACTOR = 4
 # 100 bytes, a term set a few kilobytes).
 _UNKNOWN_CACHE_LIMIT = 200_000
 _TERMS_CACHE_LIMIT = 20_000
+# A unit counts as a focus of its hit when it scores this share of the best one.
+_FOCUS_NEAR_BEST = 0.8
 
 V = TypeVar("V")
 
@@ -321,6 +334,7 @@ class Retriever:
         self.settings = settings
         self._unknown_by_chunk: _PerChunk[float] = _PerChunk(_UNKNOWN_CACHE_LIMIT)
         self._terms_by_chunk: _PerChunk[frozenset[str]] = _PerChunk(_TERMS_CACHE_LIMIT)
+        self._headings_by_chunk: _PerChunk[str] = _PerChunk(_UNKNOWN_CACHE_LIMIT)
 
     def search(
         self, query: str, k: int, *, mode: str | None = None, settings: Settings | None = None
@@ -362,6 +376,9 @@ class Retriever:
             pool = max(pool, settings.rerank_depth)
         if settings.mmr:
             pool = max(pool, _MMR_POOL_FACTOR * k, 20)
+        refocus = mode == "hybrid" and settings.focus_weight > 0
+        if refocus:
+            pool = max(pool, FOCUS_DEPTH)
         if mode == "dense":
             ranked = self.store.dense_search(q.vector, pool)
         elif mode == "lexical":
@@ -379,6 +396,7 @@ class Retriever:
             best = max(self._relevance(q, hits[:GATE_DEPTH], gate_weight))
             if best < settings.min_relevance:
                 return []
+        hits = self._focus(q, hits, settings.focus_weight if refocus else 0.0)
         if settings.reranker_model:
             from ragqa.reranking import get_reranker
 
@@ -479,6 +497,28 @@ class Retriever:
 
         ids = [h.chunk_id for h in hits]
         return self._terms_by_chunk.get_many(ids, compute, default=frozenset())
+
+    def _focus(self, q: _Query, hits: Sequence[Hit], weight: float) -> list[Hit]:
+        """Each hit with its heading path and best units; reordered when ``weight`` > 0.
+
+        The new score is ``(1 - weight) * score + weight * best unit score``; both
+        are in [0, 1] in hybrid search, the only mode that reorders.
+        """
+        from ragqa.focus import focus
+
+        ids = [h.chunk_id for h in hits]
+        headings = self._headings_by_chunk.get_many(ids, self.store.headings, default="")
+        focused = focus(q.text, hits, headings)
+        out = []
+        for hit, heading, units in zip(hits, headings, focused, strict=True):
+            best = units[0].score if units else 0.0
+            # The units that match nearly as well as the best, at most three.
+            spans = tuple((u.start, u.end) for u in units[:3] if u.score >= _FOCUS_NEAR_BEST * best)
+            score = (1.0 - weight) * hit.score + weight * best if weight else hit.score
+            out.append(dataclasses.replace(hit, score=score, heading=heading, focus=spans))
+        if weight:
+            out.sort(key=lambda h: -h.score)  # stable: ties keep the fused order
+        return out
 
     def _relevance(self, q: _Query, hits: Sequence[Hit], dense_weight: float) -> list[float]:
         """An absolute relevance in [0, 1] for each hit, comparable across queries.

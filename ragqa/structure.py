@@ -50,6 +50,7 @@ __all__ = [
     "heading_path",
     "parse_blocks",
     "repeated_lines",
+    "table_cells",
     "units",
 ]
 
@@ -473,14 +474,19 @@ def _mark_table_headers(text: str, blocks: list[Block]) -> list[Block]:
         if block.kind != "row" or (i and out[i - 1].kind == "row"):
             continue
         if i + 1 < len(out) and out[i + 1].kind == "row":
-            cells = _cells(text[block.start : block.end])
+            cells = table_cells(text[block.start : block.end])
             if not any(_NUMBER.fullmatch(cell) for cell in cells):
                 out[i] = Block("row", block.start, block.end, header=True)
     return out
 
 
-def _cells(row: str) -> list[str]:
-    """A row's cells: split at pipes or tabs if it has them, else at spaces."""
+def table_cells(row: str) -> list[str]:
+    """A table row's cells: split at pipes or tabs if it has them, else at spaces.
+
+    Example:
+        >>> table_cells("| 银行 | 授信额度 |"), table_cells("中国银行 234,850.00 120.5")
+        (['银行', '授信额度'], ['中国银行', '234,850.00', '120.5'])
+    """
     if "|" in row:
         parts = row.strip().strip("|").split("|")
     elif "\t" in row:

@@ -124,10 +124,13 @@ def test_answer_maps_citations_back_to_the_hits() -> None:
 def test_out_of_range_marker_is_removed_and_flagged() -> None:
     backend = ScriptedBackend(["BERT is big [", "7", "]. Tea [3", "]."])
     pieces, answer = run("What?", HITS, settings=Settings(), chat_model=backend)
-    assert answer.text == "BERT is big. Tea [3]."
+    # Passage 3 is the only one cited, so it is shown as [1].
+    assert answer.text == "BERT is big. Tea [1]."
     assert "".join(pieces) == answer.text
     assert answer.flagged == (7,)
-    assert [c.number for c in answer.citations] == [3]
+    assert [c.number for c in answer.citations] == [1]
+    assert answer.citations[0].source == HITS[2].source
+    assert answer.passages[0] == HITS[2]
 
 
 def test_streamed_pieces_never_show_a_marker_that_is_later_removed() -> None:
@@ -153,7 +156,7 @@ def test_stream_pieces_always_join_to_the_answer_text(tokens: list[str], split: 
     chunks = [text[i : i + split] for i in range(0, len(text), split)]
     pieces, answer = run("What?", HITS, settings=Settings(), chat_model=ScriptedBackend(chunks))
     assert "".join(pieces) == answer.text
-    assert answer.text == resolve_citations(text, 3)[0].strip()
+    assert answer.text == resolve_citations(text, 3, renumber=True)[0].strip()
 
 
 def test_prompt_carries_history_and_numbered_sources() -> None:
@@ -177,14 +180,15 @@ def test_langchain_chat_models_can_be_passed_directly() -> None:
     model = GenericFakeChatModel(messages=iter(["Tea is a drink [3]."]))
     pieces, answer = run("What is tea?", HITS, settings=Settings(), chat_model=model)
     assert len(pieces) > 1  # GenericFakeChatModel streams word by word
-    assert answer.text == "Tea is a drink [3]."
+    assert answer.text == "Tea is a drink [1]."
+    assert answer.citations[0].source == HITS[2].source
     assert answer.backend == "langchain"
 
 
 def test_configured_fake_backend_is_used_when_no_model_is_passed() -> None:
     settings = Settings(llm="fake", llm_model="GPT-2 is bigger [2].")
     answer = answer_question("Which is bigger?", HITS, settings=settings)
-    assert answer.text == "GPT-2 is bigger [2]."
+    assert answer.text == "GPT-2 is bigger [1]."
     assert answer.backend == "fake"
     assert answer.citations[0].source == "papers/gpt2.pdf"
 
@@ -264,8 +268,9 @@ def test_extractive_answer_in_english_streams_and_cites() -> None:
     assert "".join(pieces) == answer.text
     assert answer.citations[0].source == "papers/bert.pdf"
     pieces, answer = run("Which model has 1.5 billion parameters?", HITS, settings=Settings())
-    assert answer.text == "GPT-2 has 1.5 billion parameters [2]."
-    assert [c.number for c in answer.citations] == [2]
+    assert answer.text == "GPT-2 has 1.5 billion parameters [1]."
+    assert [c.number for c in answer.citations] == [1]
+    assert answer.citations[0].source == "papers/gpt2.pdf"
 
 
 def test_extractive_answer_in_chinese() -> None:
@@ -274,7 +279,7 @@ def test_extractive_answer_in_chinese() -> None:
         hit("咖啡起源於衣索比亞。", "咖啡.md"),
     ]
     answer = answer_question("咖啡起源於哪裡？", hits, settings=Settings())
-    assert answer.text == "咖啡起源於衣索比亞[2]。"
+    assert answer.text == "咖啡起源於衣索比亞[1]。"
     assert answer.language == "zh"
     assert [c.source for c in answer.citations] == ["咖啡.md"]
 
@@ -293,3 +298,26 @@ def test_extractive_follow_up_uses_history() -> None:
         "How many parameters does it have?", HITS, settings=Settings(), history=history
     )
     assert answer.citations and answer.citations[0].number == 1
+
+
+def test_sources_are_numbered_in_the_order_the_answer_cites_them() -> None:
+    backend = ScriptedBackend(["Tea [3] and ", "BERT [1][3]."])
+    pieces, answer = run("What?", HITS, settings=Settings(), chat_model=backend)
+    assert answer.text == "Tea [1] and BERT [2][1]."
+    assert "".join(pieces) == answer.text
+    assert [(c.number, c.source) for c in answer.citations] == [
+        (1, HITS[2].source),
+        (2, HITS[0].source),
+    ]
+    # [n] is passages[n - 1]; the uncited passage comes last.
+    assert [h.source for h in answer.passages] == [HITS[2].source, HITS[0].source, HITS[1].source]
+
+
+def test_extractive_citation_spans_mark_the_quoted_answer() -> None:
+    text = "- T5的预训练任务?答案:采用类似于BERT的MLM\n- BERT的预训练任务?答案:MLM 和 NSP"
+    answer = answer_question(
+        "BERT 用哪些任务做预训练？", [hit(text, "notes.txt")], settings=Settings()
+    )
+    assert "MLM 和 NSP" in answer.text and "预训练任务" not in answer.text
+    ((start, end),) = answer.citations[0].spans
+    assert text[start:end] == "MLM 和 NSP"

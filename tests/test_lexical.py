@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ragqa import lexical
+from ragqa import tokenizer
 from ragqa.errors import IndexCorruptError, RagqaError
 from ragqa.evaluation import load_squad, recall_at_k
 from ragqa.lang import is_cjk
@@ -91,7 +91,7 @@ def test_terms_survive_storage_as_one_space_separated_string(text: str) -> None:
 
 
 def _runs_char_by_char(text: str) -> list[tuple[str, bool]]:
-    """The definition of lexical._runs, one character at a time."""
+    """The definition of tokenizer._runs, one character at a time."""
     runs = []
     for match in re.finditer(r"[^\W_]+", text):
         word, start = match.group(), 0
@@ -113,7 +113,7 @@ _MIXED = st.text(
 @settings(max_examples=500, deadline=None)
 @given(_MIXED)
 def test_runs_split_words_where_the_script_changes(text: str) -> None:
-    assert list(lexical._runs(text)) == _runs_char_by_char(text)
+    assert list(tokenizer._runs(text)) == _runs_char_by_char(text)
 
 
 def test_importing_does_not_load_conversion_tables() -> None:

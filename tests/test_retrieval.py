@@ -102,7 +102,8 @@ def test_term_coverage():
 
 
 def test_hybrid_follows_dense_when_the_model_reads_the_query(tmp_path):
-    with keyword_kb(tmp_path, KeywordEmbedder(unknown=0.0)) as kb:
+    # focus_weight=0: the fused scores themselves, before units have a say.
+    with keyword_kb(tmp_path, KeywordEmbedder(unknown=0.0), focus_weight=0.0) as kb:
         assert sources(kb.search("alpha ~", k=3, mode="lexical"))[:2] == ["A", "B"]
         assert sources(kb.search("alpha ~", k=1, mode="dense")) == ["B"]
         hybrid = kb.search("alpha ~", k=3, mode="hybrid")
@@ -124,7 +125,8 @@ def test_an_all_unknown_query_is_ranked_by_bm25_alone(tmp_path, query):
 def test_an_unreadable_chunk_is_scored_by_bm25_alone(tmp_path):
     # The query is readable, but B (containing "gamma") is all [UNK]: B's dense
     # weight is 0, so its fused score is exactly its min-max normalised BM25 score.
-    with keyword_kb(tmp_path, KeywordEmbedder(unknown=0.0, chunk_unknown=1.0)) as kb:
+    kind = KeywordEmbedder(unknown=0.0, chunk_unknown=1.0)
+    with keyword_kb(tmp_path, kind, focus_weight=0.0) as kb:
         lexical = {h.source: h.score for h in kb.search("alpha ~", k=3, mode="lexical")}
         hybrid = {h.source: h.score for h in kb.search("alpha ~", k=3, mode="hybrid")}
         low = 0.0  # C shares no term with the query: BM25's floor

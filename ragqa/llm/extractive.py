@@ -1,20 +1,32 @@
-"""The built-in answerer: quotes the sentences that best answer the question.
+"""The built-in answerer: quotes the item or sentence that best answers the question.
 
-It needs no model server. Every sentence of the retrieved passages is scored by the
-question's terms it contains (from :func:`ragqa.lexical.tokenize`, so Chinese and
-English alike), each term weighted by how rare it is among the retrieved sentences
-(an IDF computed over this small set), by how close together the matches sit, and
-by the passage's retrieval rank. The best sentence, and a second one when it scores
-nearly as well, are returned with citations ``[n]`` to their passages.
+It needs no model server. The retrieved passages are cut into units
+(:mod:`ragqa.structure`: list items, Q&A items, table rows, sentences), and every
+unit is scored by the question's terms it contains (from
+:func:`ragqa.lexical.tokenize`, so Chinese and English alike), each term weighted by
+how rare it is among the retrieved units (an IDF computed over this small set), by
+how close together the matches sit, and by the passage's retrieval rank. The best
+unit, and a second one when it scores nearly as well, are returned with citations
+``[n]`` to their passages.
+
+What a unit's kind changes:
+
+* a **Q&A item** (``3.BERT的预训练任务?答案:MLM 和 NSP``) is matched on its question
+  and quoted by its answer only: the answer is "MLM 和 NSP", never the question half;
+* a unit is **about** what its question, its first words or its heading name: when
+  the question names a model or product (BERT, GPT-3), a unit about another one
+  (``T5的预训练任务?答案:类似于BERT的MLM``) counts far less than one about it;
+* a **table row** answers only a question that names the row (its own cells, not
+  just the header), and then with the cell of the column the question names
+  (``中国银行 授信额度: 234,850.00``); a heading path above a unit counts too, at
+  half weight.
 
 When the question asks for a number or a date ("how many", "when", "幾", "哪一年")
-the answerer picks the matching expression nearest to the question's words in
-the best sentence as :attr:`Extraction.short_answer`, and so does a "who" or
-"where" question in English with a capitalised name. The answer is then that short
-expression with its citation ("1889 [1]"), which is what such a question asks for;
-the sentence it came from stays in :attr:`Extraction.sentences`.
+the answer is the matching expression nearest to the question's words
+(:mod:`ragqa.llm.short_answers`), and so is a "who" or "where" question in English
+with a capitalised name.
 
-When nothing relevant was retrieved (no hits, or no sentence covers enough of the
+When nothing relevant was retrieved (no hits, or no unit covers enough of the
 question's weighted terms) it says so in the question's language instead of quoting
 noise. It cannot translate: a Chinese question over English passages gets English
 sentences.
@@ -28,6 +40,9 @@ Example:
     'Coffee came from Ethiopia [1].'
     >>> ExtractiveAnswerer().extract("Who won the 1998 World Cup?", hits).found
     False
+    >>> notes = "- T5的预训练任务?答案:采用类似BERT的MLM\\n- BERT的预训练任务?答案:MLM 和 NSP"
+    >>> ExtractiveAnswerer().extract("BERT 用哪些任务做预训练？", [Hit(notes, 1.0, "n.txt", 1, 0, 52)]).text
+    'MLM 和 NSP [1]'
 """
 
 from __future__ import annotations
@@ -36,82 +51,43 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ragqa.focus import QUESTION_TERMS
 from ragqa.lang import detect_language
 from ragqa.lexical import tokenize
+from ragqa.llm.short_answers import answer_pattern, short_answer
 from ragqa.prompting import no_answer_text
-from ragqa.splitting import sentence_spans
+from ragqa.structure import table_cells, units
 from ragqa.types import Hit
 
-__all__ = ["ExtractedSentence", "Extraction", "ExtractiveAnswerer"]
+__all__ = ["ExtractedSentence", "Extraction", "ExtractiveAnswerer", "short_answer"]
 
-# Question words and light verbs carry no content; tokenize() already drops the
-# commonest English function words and turns Chinese into Simplified characters.
-_QUESTION_TERMS = frozenset(
-    [
-        "什么",
-        "甚么",
-        "什",
-        "么",
-        "哪",
-        "哪里",
-        "哪个",
-        "哪些",
-        "哪一",
-        "哪一个",
-        "谁",
-        "几",
-        "多少",
-        "如何",
-        "怎么",
-        "怎样",
-        "为什么",
-        "为何",
-        "何",
-        "何时",
-        "是",
-        "的",
-        "了",
-        "吗",
-        "呢",
-        "有",
-        "在",
-        "和",
-        "与",
-        "及",
-        "请问",
-        "被",
-        "为",
-        "于",
-        "之",
-        "其",
-        "该",
-        "此",
-        "这",
-        "那",
-        "个",
-        "会",
-        "能",
-        "可以",
-        "一",
-        "上",
-        "中",
-        "many",
-        "much",
-        "name",
-        "named",
-        "did",
-        "does",
-        "doe",
-    ]
-)
 _TERMINAL = ".。!！?？;；…"
+# A list item's marker, taken off the quoted answer: "- ", "• ", "3.", "(2)", "①".
+_ITEM_MARKER = re.compile(
+    r"\s*(?:[-*+•·‧●○◦▪▫■□◆◇►▶➢✓✔→]|(?:\d{1,3}|[a-zA-Z])[.．、)）](?!\d)"
+    r"|[(（](?:\d{1,3}|[a-zA-Z一二三四五六七八九十])[)）]|[①-⑳⑴-⒇])\s*"
+)
+# A named thing: a model, product or acronym (BERT, GPT-3, T5, LLaMA, ChatGLM-6B).
+_ENTITY = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
+# How much the words of a unit's heading path, of a Q&A item's answer half and of a
+# table's header count, against the unit's own words.
+_WEAK_WEIGHT = 0.5
+# A unit about another entity than the one the question names, and one about it.
+_OTHER_ENTITY_FACTOR = 0.5
+_SAME_ENTITY_FACTOR = 1.25
+# A table row that the question does not name (no term in its own cells).
+_UNNAMED_ROW_FACTOR = 0.3
 
 
 @dataclass(frozen=True)
 class ExtractedSentence:
-    """A sentence chosen for the answer: passage ``number`` (1-based), offsets in it."""
+    """A unit chosen for the answer: passage ``number`` (1-based), offsets in it.
+
+    ``text`` is what the answer quotes (a Q&A item's answer, an item without its
+    bullet), and ``start:end`` where that stands in the passage, for highlighting.
+    """
 
     number: int
     text: str
@@ -125,11 +101,11 @@ class Extraction:
     """What the extractive answerer found.
 
     Attributes:
-        text: the answer: the chosen sentences with citations, or the no-answer
+        text: the answer: the chosen units with citations, or the no-answer
             sentence in the question's language.
-        sentences: the chosen sentences, best first (empty when nothing was found).
+        sentences: the chosen units, best first (empty when nothing was found).
         short_answer: the date, number or name the question asks for, when its
-            type is clear and the best sentence has one; else "".
+            type is clear and the best unit has one, or a table cell; else "".
         found: whether anything relevant was found.
     """
 
@@ -143,28 +119,33 @@ class Extraction:
 class _Candidate:
     number: int
     rank: int
-    start: int
+    kind: str
+    start: int  # what is quoted, offsets into the passage
     end: int
     text: str
-    terms: list[str]
+    terms: list[str]  # the unit's own terms, in order (for proximity)
+    weak: set[str]  # terms that count at _WEAK_WEIGHT only
+    subject: str  # what the unit is about: its question, first words, heading
+    row_cells: list[str] = field(default_factory=list)
+    header_cells: list[str] = field(default_factory=list)
     score: float = 0.0
     coverage: float = 0.0
 
 
 class ExtractiveAnswerer:
-    """Picks the best sentences from retrieved passages.
+    """Picks the best units (items, Q&A answers, rows, sentences) from retrieved passages.
 
     Args:
-        max_sentences: at most this many sentences in an answer (1 to 3).
-        second_ratio: a further sentence is added only when its score is at least
+        max_sentences: at most this many units in an answer (1 to 3).
+        second_ratio: a further unit is added only when its score is at least
             this share of the best one's.
-        min_coverage: the share of the question's weighted terms the best sentence
+        min_coverage: the share of the question's weighted terms the best unit
             must contain, below which the answer is "not found".
-        rank_decay: how much each lower retrieval rank discounts a sentence.
+        rank_decay: how much each lower retrieval rank discounts a unit.
         prefer_short: answer with just the date, number or name the question asks
             for (and its citation) when one is found, instead of the sentence.
-        typed_boost: the score factor for a sentence holding the kind of
-            expression the question asks for (a date for "when", ...).
+        typed_boost: the score factor for a unit holding the kind of expression
+            the question asks for (a date for "when", ...).
     """
 
     name = "extractive"
@@ -198,28 +179,34 @@ class ExtractiveAnswerer:
                 (the user's own question when ``question`` is a rewrite).
         """
         not_found = Extraction(text=no_answer_text(language_of or question))
-        query = [t for t in dict.fromkeys(tokenize(question)) if t not in _QUESTION_TERMS]
+        query = [t for t in dict.fromkeys(tokenize(question)) if t not in QUESTION_TERMS]
         candidates = _candidates(hits)
         if not query or not candidates:
             return not_found
 
-        # IDF over the retrieved sentences: a term in every sentence tells them apart
-        # no better than a stop word, one in a single sentence is a strong signal.
-        # A term found nowhere weighs as much as one found once: it cannot tell
-        # sentences apart, but its absence still counts against every one of them.
-        df = Counter(term for c in candidates for term in set(c.terms))
+        # IDF over the retrieved units: a term in every unit tells them apart no
+        # better than a stop word, one in a single unit is a strong signal. A term
+        # found nowhere weighs as much as one found once: it cannot tell units
+        # apart, but its absence still counts against every one of them.
+        df = Counter(term for c in candidates for term in set(c.terms) | c.weak)
         total = len(candidates)
         idf = {
             t: math.log(1 + (total - max(df[t], 1) + 0.5) / (max(df[t], 1) + 0.5)) for t in query
         }
         query_weight = sum(idf.values())
-        typed = _answer_pattern(question) is not None
+        typed = answer_pattern(question) is not None
+        entities = _entities(question)
         for candidate in candidates:
             self._score(candidate, idf, query_weight)
-            # A "when" question is answered by a sentence with a date in it, a
-            # "how many" one by a sentence with a number: prefer those.
-            if typed and candidate.score and short_answer(question, candidate.text):
+            if not candidate.score:
+                continue
+            # A "when" question is answered by a unit with a date in it, a "how
+            # many" one by a unit with a number: prefer those.
+            if typed and short_answer(question, candidate.text):
                 candidate.score *= self.typed_boost
+            candidate.score *= _entity_factor(entities, candidate.subject)
+            if candidate.kind == "row" and not set(candidate.terms) & set(query):
+                candidate.score *= _UNNAMED_ROW_FACTOR
 
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
@@ -232,14 +219,16 @@ class ExtractiveAnswerer:
                 or candidate.score < self.second_ratio * best.score
             ):
                 break
-            # A second sentence must add a question term the first one lacks.
+            # A second unit must add a question term the first one lacks.
             if set(candidate.terms) & set(query) - set().union(*(c.terms for c in chosen)):
                 chosen.append(candidate)
         sentences = tuple(
             ExtractedSentence(c.number, c.text, c.start, c.end, round(c.score, 4)) for c in chosen
         )
         short, source = "", best
-        for candidate in chosen if self.prefer_short else ():
+        if best.kind == "row":
+            short = _table_cell(query, best)
+        for candidate in chosen if self.prefer_short and not short else ():
             short, source = short_answer(question, candidate.text), candidate
             if short:
                 break
@@ -254,8 +243,12 @@ class ExtractiveAnswerer:
     def stream(
         self, question: str, hits: Sequence[Hit], *, language_of: str | None = None
     ) -> Iterator[str]:
-        """Yield the answer sentence by sentence, so callers stream it like a model's."""
-        extraction = self.extract(question, hits, language_of=language_of)
+        """Yield the answer unit by unit, so callers stream it like a model's."""
+        yield from self.pieces(self.extract(question, hits, language_of=language_of))
+
+    @staticmethod
+    def pieces(extraction: Extraction) -> Iterator[str]:
+        """An extraction's text in the pieces :meth:`stream` yields."""
         if extraction.short_answer or not extraction.sentences:
             yield extraction.text
             return
@@ -264,13 +257,17 @@ class ExtractiveAnswerer:
 
     def _score(self, candidate: _Candidate, idf: dict[str, float], query_weight: float) -> None:
         positions = [i for i, term in enumerate(candidate.terms) if term in idf]
-        matched = {candidate.terms[i] for i in positions}
-        if not matched or query_weight <= 0:
+        strong = {candidate.terms[i] for i in positions} - candidate.weak
+        weak = {t for t in candidate.weak if t in idf} - strong
+        if not (strong or weak) or query_weight <= 0:
             return
-        candidate.coverage = sum(idf[t] for t in matched) / query_weight
+        candidate.coverage = (
+            sum(idf[t] for t in strong) + _WEAK_WEIGHT * sum(idf[t] for t in weak)
+        ) / query_weight
         # Matches packed close together are more likely one statement about the
         # question's subject than scattered coincidences.
-        window = positions[-1] - positions[0] + 1
+        matched = {candidate.terms[i] for i in positions}
+        window = positions[-1] - positions[0] + 1 if positions else 1
         proximity = (len(matched) - 1) / window if len(matched) > 1 else 0.0
         rank_factor = 1.0 / (1.0 + self.rank_decay * candidate.rank)
         candidate.score = candidate.coverage * (1.0 + 0.25 * proximity) * rank_factor
@@ -279,12 +276,113 @@ class ExtractiveAnswerer:
 def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
     out = []
     for rank, hit in enumerate(hits):
-        for start, end in sentence_spans(hit.text):
-            text = " ".join(hit.text[start:end].split())
-            terms = tokenize(text)
-            if terms:
-                out.append(_Candidate(rank + 1, rank, start, end, text, terms))
+        heading = hit.heading.split(" › ")[-1] if hit.heading else ""
+        heading_terms = set(tokenize(hit.heading)) if hit.heading else set()
+        for unit in units(hit.text):
+            candidate = _candidate(hit, rank, unit, heading)
+            if candidate is None:
+                continue
+            candidate.weak |= heading_terms - set(candidate.terms)
+            out.append(candidate)
     return out
+
+
+def _candidate(hit: Hit, rank: int, unit: object, heading: str) -> _Candidate | None:
+    """One unit of ``hit`` as a candidate answer, or None if it has no terms."""
+    from ragqa.structure import Unit
+
+    assert isinstance(unit, Unit)
+    text = hit.text
+    start, end = unit.start, unit.end
+    weak: set[str] = set()
+    row_cells: list[str] = []
+    header_cells: list[str] = []
+    if unit.kind == "qa" and unit.answer_start >= 0:
+        question_half = text[start : unit.answer_start]
+        terms = tokenize(question_half)
+        answer_terms = tokenize(text[unit.answer_start : end])
+        weak = set(answer_terms) - set(terms)
+        terms = terms + answer_terms
+        subject = _ITEM_MARKER.sub("", question_half, count=1)
+        start = unit.answer_start  # quote the answer only
+    else:
+        if unit.kind == "item":
+            marker = _ITEM_MARKER.match(text, start, end)
+            if marker and marker.end() < end:
+                start = marker.end()
+        terms = tokenize(text[start:end])
+        subject = re.split(r"[:：,，。;；]", text[start:end], maxsplit=1)[0][:24]
+        if unit.kind == "row":
+            row_cells = table_cells(text[start:end])
+            header_cells = table_cells(unit.table_header) if unit.table_header else []
+            weak = set(tokenize(unit.table_header)) - set(terms) if unit.table_header else set()
+            subject = row_cells[0] if row_cells else subject
+    if not terms:
+        return None
+    if heading:
+        subject = f"{subject} {heading}"
+    quoted = " ".join(text[start:end].split())
+    return _Candidate(
+        number=rank + 1,
+        rank=rank,
+        kind=unit.kind,
+        start=start,
+        end=end,
+        text=quoted,
+        terms=terms,
+        weak=weak,
+        subject=subject,
+        row_cells=row_cells,
+        header_cells=header_cells,
+    )
+
+
+def _entities(text: str) -> set[str]:
+    """The names in ``text`` that look like models or products: BERT, GPT-3, T5, LLaMA.
+
+    A name has a digit or at least two capitals: "When" and "Eiffel" are not names.
+
+    Example:
+        >>> sorted(_entities("GPT-1 与 BERT 的 pre-training 有何不同? When, LLaMA?"))
+        ['bert', 'gpt-1', 'llama']
+    """
+    out = set()
+    for match in _ENTITY.finditer(text):
+        name = match.group()
+        capitals = sum(1 for c in name if c.isupper())
+        if len(name) >= 2 and (capitals >= 2 or any(c.isdigit() for c in name)):
+            out.add(name.lower())
+    return out
+
+
+def _same_entity(a: str, b: str) -> bool:
+    """GPT and GPT-3 are one family; BERT and T5 are not."""
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and not long[len(short)].isalpha()
+
+
+def _entity_factor(asked: set[str], subject: str) -> float:
+    """How a unit's score changes with what it is about, for a question naming ``asked``."""
+    if not asked:
+        return 1.0
+    named = _entities(subject)
+    if any(_same_entity(a, n) for a in asked for n in named):
+        return _SAME_ENTITY_FACTOR
+    return _OTHER_ENTITY_FACTOR if named else 1.0
+
+
+def _table_cell(query: Sequence[str], row: _Candidate) -> str:
+    """``row label column: value`` for the column the question names, else ""."""
+    if not row.header_cells or len(row.header_cells) != len(row.row_cells):
+        return ""
+    wanted = set(query)
+    overlaps = [len(wanted & set(tokenize(cell))) for cell in row.header_cells]
+    column = max(range(1, len(overlaps)), key=lambda j: overlaps[j], default=0)
+    if not column or not overlaps[column]:
+        return ""
+    return f"{row.row_cells[0]} {row.header_cells[column]}: {row.row_cells[column]}"
 
 
 def _with_citation(sentence: str, number: int) -> str:
@@ -297,177 +395,3 @@ def _with_citation(sentence: str, number: int) -> str:
     body = body.rstrip()
     space = "" if detect_language(body) == "zh" else " "
     return f"{body}{space}[{number}]{stop}"
-
-
-# ------------------------------------------------------------------ short answers
-
-_MONTH = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
-)
-_NUMBER_WORD = (
-    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
-    r"eighty|ninety|hundred|thousand|dozen|several)"
-)
-_EN_DATE_QUESTION = re.compile(
-    r"^\s*when\b|\b(?:what|which|in what|in which)\s+(?:year|date|day|month|decade|century|era)\b",
-    re.I,
-)
-_EN_NAME_QUESTION = re.compile(
-    r"^\s*(?:who|whom|whose|where)\b|\b(?:who|whom|where)\s+(?:is|was|were|did)\b", re.I
-)
-_EN_NAME = re.compile(
-    r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|von|van|da|del|and|&)?\s*[A-Z][\w'’.-]*)*"
-)
-_EN_NUMBER_QUESTION = re.compile(
-    r"\bhow\s+(?:many|much|long|far|old|large|big|high|tall|deep|wide|often|fast|heavy)\b|"
-    r"\bwhat\s+(?:percentage|percent|proportion|number|amount|fraction)\b",
-    re.I,
-)
-_EN_DATE = re.compile(
-    rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{3,4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{3,4}}|"
-    rf"{_MONTH}\s+\d{{3,4}}|\d{{1,2}}(?:st|nd|rd|th)\s+century|\d{{3,4}}s?)\b"
-)
-_EN_NUMBER = re.compile(
-    rf"(?:[$£€¥]\s?)?\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORD}(?:[\s-]{_NUMBER_WORD})*)\b"
-    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
-    r"(?:\s+[a-z]+)?",
-    re.I,
-)
-_ZH_DATE_QUESTION = re.compile(
-    r"哪一年|哪年|何年|何時|何时|什麼時候|什么时候|甚麼時候|哪個時候|哪个时候|哪一天|何日|幾月|几月|"
-    r"哪個年代|哪个年代|哪個世紀|哪个世纪|哪一時期|哪个时期|何時期"
-)
-_ZH_NUMBER_QUESTION = re.compile(
-    r"幾|几|多少|多長|多长|多久|多大|多高|多遠|多远|多重|多深|多寬|多宽"
-)
-_ZH_DIGITS = r"[0-9０-９一二三四五六七八九十百千萬万億亿兩两零〇○]"
-_ZH_DATE = re.compile(
-    rf"(?:西元|公元|民國|民国|西元前|公元前)?{_ZH_DIGITS}{{1,5}}年(?:代)?"
-    rf"(?:{_ZH_DIGITS}{{1,2}}月)?(?:{_ZH_DIGITS}{{1,3}}[日號号])?|"
-    rf"{_ZH_DIGITS}{{1,2}}月{_ZH_DIGITS}{{1,3}}[日號号]|{_ZH_DIGITS}{{1,3}}世紀|{_ZH_DIGITS}{{1,3}}世纪"
-)
-_ZH_UNIT = (
-    r"(?:平方公里|平方公尺|平方米|公里|公尺|公分|公斤|公頃|公顷|英里|英尺|米|尺|里|噸|吨|克|斤|"
-    r"億元|亿元|萬元|万元|美元|元|倍|度|歲|岁|年|個月|个月|月|週|周|天|日|小時|小时|分鐘|分钟|秒|"
-    r"個|个|名|位|人|次|座|層|层|種|种|件|頭|头|隻|只|條|条|本|部|架|輛|辆|場|场|屆|届|期|項|项|"
-    r"家|所|間|间|棟|栋|枚|顆|颗|株|張|张|匹|戶|户|冊|册|章|節|节|艘|首|門|门|支|片|份|型|代|級|级|"
-    r"%|％)"
-)
-_ZH_NUMBER = re.compile(
-    rf"(?:約|约|超過|超过|將近|将近|逾|近)?{_ZH_DIGITS}"
-    r"[0-9０-９.,．一二三四五六七八九十百千萬万億亿兩两零〇○]*多?"
-    rf"{_ZH_UNIT}?"
-)
-
-
-def short_answer(question: str, sentence: str) -> str:
-    """The date or number ``question`` asks for, found in ``sentence``; else "".
-
-    Of the matching expressions not already in the question, the one nearest to a
-    word the question shares with the sentence wins.
-
-    Example:
-        >>> short_answer("When did Bell patent the telephone?",
-        ...              "Bell was granted a patent on March 7, 1876, in Boston.")
-        'March 7, 1876'
-        >>> short_answer("台灣有幾個直轄市？", "台灣目前有六個直轄市，人口約2300萬。")
-        '六個'
-    """
-    pattern = _answer_pattern(question)
-    if pattern is None:
-        return ""
-    lowered_question = question.lower()
-    matches = [
-        m
-        for m in pattern.finditer(sentence)
-        if m.group().strip().lower() not in lowered_question
-        and _number_core(m.group()) not in lowered_question
-        # A capital at the start of a sentence is no sign of a name.
-        and not (pattern is _EN_NAME and m.start() == 0 and " " not in m.group().strip())
-    ]
-    if not matches:
-        return ""
-    anchors = _anchor_positions(question, sentence)
-
-    def distance(match: re.Match[str]) -> float:
-        if not anchors:
-            return float(match.start())
-        return min(min(abs(match.start() - a), abs(match.end() - a)) for a in anchors)
-
-    best = min(matches, key=distance).group().strip(" ,，").rstrip(".")
-    if pattern is _EN_NUMBER and " " in best:
-        # "340 million parameters" for "how many parameters": the unit is in the question.
-        head, last = best.rsplit(" ", 1)
-        if last.lower()[:5] in lowered_question:
-            best = head
-    return best
-
-
-def _answer_pattern(question: str) -> re.Pattern[str] | None:
-    """What a short answer to ``question`` looks like, when its wording says."""
-    if detect_language(question) == "zh":
-        if _ZH_DATE_QUESTION.search(question):
-            return _ZH_DATE
-        return _ZH_NUMBER if _ZH_NUMBER_QUESTION.search(question) else None
-    if _EN_DATE_QUESTION.search(question):
-        return _EN_DATE
-    if _EN_NUMBER_QUESTION.search(question):
-        return _EN_NUMBER
-    return _EN_NAME if _EN_NAME_QUESTION.search(question) else None
-
-
-def _number_core(expression: str) -> str:
-    """The digits of an expression ("101層" -> "101"), or itself when it has none."""
-    digits = re.findall(r"\d+", expression)
-    return max(digits, key=len) if digits else expression.strip().lower()
-
-
-def _anchor_positions(question: str, sentence: str) -> list[int]:
-    """Where the question's words (or, for Chinese, its character pairs) occur."""
-    lowered = sentence.lower()
-    if detect_language(question) == "zh":
-        pieces = {question[i : i + 2] for i in range(len(question) - 1)}
-        pieces = {p for p in pieces if all(ch.isalnum() for ch in p)}
-    else:
-        pieces = {
-            w
-            for w in re.findall(r"[a-z0-9]+", question.lower())
-            if w not in _EN_COMMON and len(w) > 2
-        }
-    positions = []
-    for piece in pieces:
-        for match in re.finditer(re.escape(piece), lowered):
-            positions.append(match.start())
-    return positions
-
-
-_EN_COMMON = frozenset(
-    [
-        "the",
-        "and",
-        "was",
-        "were",
-        "what",
-        "when",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "how",
-        "many",
-        "much",
-        "did",
-        "does",
-        "for",
-        "from",
-        "with",
-        "that",
-        "this",
-        "year",
-        "date",
-        "day",
-        "month",
-    ]
-)

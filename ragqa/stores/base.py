@@ -166,6 +166,28 @@ class Store(ABC):
         del ids
         return {}
 
+    def headings(self, ids: Sequence[int]) -> dict[int, str]:
+        """The heading path above each of these chunks (" › " between headings).
+
+        Derived here from the stored page text, which every store keeps; a store
+        that records the path with each chunk answers faster.
+        """
+        from ragqa.splitting import HEADING_SEPARATOR
+        from ragqa.structure import heading_path, parse_blocks
+
+        out: dict[int, str] = {}
+        parsed: dict[tuple[str, int], tuple[str, list[Any]] | None] = {}
+        for cid, (_text, source, page, start, _end) in self.chunks_by_id(ids).items():
+            if (source, page) not in parsed:
+                page_text = self.page_text(source, page)
+                parsed[source, page] = (
+                    (page_text, parse_blocks(page_text)) if page_text is not None else None
+                )
+            entry = parsed[source, page]
+            if entry is not None:
+                out[cid] = HEADING_SEPARATOR.join(heading_path(entry[0], entry[1], start))
+        return out
+
     def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
         """Turn ``(chunk id, score)`` pairs into Hits, keeping their order."""
         rows = self.chunks_by_id([cid for cid, _ in scored])

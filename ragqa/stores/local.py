@@ -124,7 +124,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     tokens TEXT NOT NULL,
     vector BLOB NOT NULL,
     unknown REAL,  -- the share of [UNK] tokens; NULL when the embedder cannot tell
-    generation INTEGER NOT NULL DEFAULT 0  -- of the commit that stored the chunk
+    generation INTEGER NOT NULL DEFAULT 0,  -- of the commit that stored the chunk
+    heading TEXT  -- the path of headings above the chunk (ragqa.structure)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 -- The change log's other half: which chunks each commit deleted (see the module
@@ -862,6 +863,23 @@ class LocalStore(Store):
             except sqlite3.OperationalError:  # a catalog from before the column
                 return {}
 
+    def headings(self, ids: Sequence[int]) -> dict[int, str]:
+        if not len(ids):
+            return {}
+        with self._lock:
+            try:
+                rows = self._rows_by_id(
+                    "SELECT id, heading FROM chunks WHERE id IN ({marks}) AND heading IS NOT NULL",
+                    ids,
+                )
+                found = dict(rows)
+            except sqlite3.OperationalError:  # a catalog from before the column
+                found = {}
+        missing = [cid for cid in ids if cid not in found]
+        if missing:  # chunks stored before headings were: derive them from the page
+            found.update(super().headings(missing))
+        return found
+
     def chunk_terms(self, ids: Sequence[int]) -> dict[int, list[str]]:
         if not len(ids):
             return {}
@@ -1022,8 +1040,8 @@ class LocalStore(Store):
                 ):
                     cur = conn.execute(
                         'INSERT INTO chunks(doc_id, page, start, "end", text, text_hash, '
-                        "tokens, vector, unknown, generation) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "tokens, vector, unknown, generation, heading) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             doc_id,
                             chunk.page,
@@ -1035,6 +1053,7 @@ class LocalStore(Store):
                             vector.tobytes(),
                             None if share is None else float(share),
                             generation,
+                            chunk.heading,
                         ),
                     )
                     ids.append(cur.lastrowid)
@@ -1104,6 +1123,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE chunks ADD COLUMN unknown REAL")
     if not _has_column(conn, "chunks", "generation"):
         conn.execute("ALTER TABLE chunks ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+    if not _has_column(conn, "chunks", "heading"):
+        conn.execute("ALTER TABLE chunks ADD COLUMN heading TEXT")
     conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_generation ON chunks(generation)")
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) "
