@@ -489,7 +489,9 @@ class KnowledgeBase:
             return []
         from ragqa.lexical import tokenize
 
-        texts = [chunk.index_text for item in group if item.vectors is None for chunk in item.chunks]
+        texts = [
+            chunk.index_text for item in group if item.vectors is None for chunk in item.chunks
+        ]
         known = self._store.known_vectors(text_hash(t) for t in texts)
         missing = [t for t in dict.fromkeys(texts) if text_hash(t) not in known]
         label = group[0].source if len(group) == 1 else f"{len(group)} files"
