@@ -555,6 +555,7 @@ class SourceView:
     file_name: str
     page: int
     html: str
+    heading: str = ""  # the headings above the passage, " › " between them
 
 
 @dataclass(frozen=True)
@@ -704,9 +705,10 @@ def source_views(
     """The sources to show under an answer, each with its cited part highlighted.
 
     With ``page_text`` (``(source, page) -> the page's normalised text``) each cited
-    chunk is shown inside its page, ``context_chars`` either side, and the chunk is
-    highlighted. Without it the chunk itself is shown, and the sentences of it that
-    the answer draws on (the text before the ``[n]`` marker) are highlighted.
+    chunk is shown inside its page, ``context_chars`` either side; without it the
+    chunk itself is shown. Either way what the answer draws on is highlighted: the
+    citation's spans (the item or answer quoted), else the sentences that match
+    the text before the ``[n]`` marker, else (in a page) the whole chunk.
 
     Args:
         answer: an ``Answer`` (``text``, ``citations``, ``passages``). When it cites
@@ -720,25 +722,42 @@ def source_views(
     views = []
     for citation in citations:
         page = page_text(citation.source, citation.page) if page_text is not None else None
+        # What the answer drew on, in the passage: the quoted item or answer (the
+        # citation's spans), else the passage sentences its claim matches.
+        spans = list(getattr(citation, "spans", ()) or ())
+        if not spans:
+            claims = answer_claims(getattr(answer, "text", ""), citation.number)
+            spans = cited_sentences(citation.text, claims)
         if page and page[citation.start : citation.end] == citation.text:
             lo = max(0, citation.start - context_chars)
             hi = min(len(page), citation.end + context_chars)
             prefix = "…" if lo > 0 else ""
             suffix = "…" if hi < len(page) else ""
             shown = prefix + page[lo:hi] + suffix
-            offset = len(prefix) - lo
-            body = passage_html(shown, [(citation.start + offset, citation.end + offset)])
+            # Where the chunk's first character stands in what is shown.
+            offset = len(prefix) + citation.start - lo
+            marks = [(s + offset, e + offset) for s, e in spans] or [
+                (offset, offset + len(citation.text))
+            ]
+            body = passage_html(shown, marks)
         else:
-            claims = answer_claims(getattr(answer, "text", ""), citation.number)
-            body = passage_html(citation.text, cited_sentences(citation.text, claims))
-        views.append(SourceView(citation.number, Path(citation.source).name, citation.page, body))
+            body = passage_html(citation.text, spans)
+        views.append(
+            SourceView(
+                citation.number,
+                Path(citation.source).name,
+                citation.page,
+                body,
+                getattr(citation, "heading", "") or "",
+            )
+        )
     return views
 
 
 def hit_views(hits: Iterable[Hit]) -> list[SourceView]:
     """Search hits as sources, numbered from 1, without highlighting."""
     return [
-        SourceView(number, hit.file_name, hit.page, passage_html(hit.text))
+        SourceView(number, hit.file_name, hit.page, passage_html(hit.text), hit.heading)
         for number, hit in enumerate(hits, start=1)
     ]
 

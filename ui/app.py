@@ -472,6 +472,9 @@ def show_sources(message: ChatMessage) -> None:
             st.markdown(
                 "**" + tr(line, number=view.number, name=view.file_name, page=view.page) + "**"
             )
+            if view.heading:
+                # Document-controlled text: shown as a caption, escaped for Markdown.
+                st.caption(escape_markdown(view.heading))
             # The passage is escaped character by character in ragqa.workspace.
             st.markdown(view.html, unsafe_allow_html=True)
 
