@@ -242,6 +242,8 @@ def parse_blocks(text: str, furniture: Iterable[str] = ()) -> list[Block]:
         if kind == "heading":
             if level:
                 explicit_levels = [lv for lv in explicit_levels if lv < level] + [level]
+            elif blocks and blocks[-1].kind == "heading":
+                level = blocks[-1].level + 1  # a heading right under a heading: a subsection
             else:
                 level = (explicit_levels[-1] if explicit_levels else 0) + 1
             blocks.append(Block("heading", line.start, line.end, level))
@@ -468,15 +470,27 @@ def _skip_spaces(text: str, position: int, end: int) -> int:
 
 
 def _mark_table_headers(text: str, blocks: list[Block]) -> list[Block]:
-    """The first row of a run of rows is its header when it holds no numbers."""
+    """Mark each table's header row: the first row of a run when it holds no numbers,
+    or the one-line text just above a run of rows with as many cells
+    ("银行 授信额度" over "中国银行 234,850.00")."""
     out = list(blocks)
     for i, block in enumerate(out):
         if block.kind != "row" or (i and out[i - 1].kind == "row"):
             continue
+        cells = table_cells(text[block.start : block.end])
         if i + 1 < len(out) and out[i + 1].kind == "row":
-            cells = table_cells(text[block.start : block.end])
             if not any(_NUMBER.fullmatch(cell) for cell in cells):
                 out[i] = Block("row", block.start, block.end, header=True)
+                continue
+        above = out[i - 1] if i else None
+        if (
+            above is not None
+            and above.kind in ("text", "heading")
+            and "\n" not in text[above.start : above.end]
+        ):
+            names = table_cells(text[above.start : above.end])
+            if len(names) == len(cells) >= 2 and not any(_NUMBER.fullmatch(n) for n in names):
+                out[i - 1] = Block("row", above.start, above.end, header=True)
     return out
 
 

@@ -59,6 +59,7 @@ from ragqa.lexical import tokenize
 from ragqa.llm.short_answers import answer_pattern, short_answer
 from ragqa.prompting import no_answer_text
 from ragqa.structure import table_cells, units
+from ragqa.tokenizer import words
 from ragqa.types import Hit
 
 __all__ = ["ExtractedSentence", "Extraction", "ExtractiveAnswerer", "short_answer"]
@@ -179,7 +180,9 @@ class ExtractiveAnswerer:
                 (the user's own question when ``question`` is a rewrite).
         """
         not_found = Extraction(text=no_answer_text(language_of or question))
-        query = [t for t in dict.fromkeys(tokenize(question)) if t not in QUESTION_TERMS]
+        # The question's words and characters, not its character pairs: a pair that
+        # straddles two words ("用哪" of 用哪些) is in no answer and only dilutes.
+        query = [t for t in dict.fromkeys(words(question)) if t not in QUESTION_TERMS]
         candidates = _candidates(hits)
         if not query or not candidates:
             return not_found

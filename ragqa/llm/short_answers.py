@@ -81,11 +81,16 @@ _ZH_NUMBER = re.compile(
 )
 
 
+# Characters either side of a number where the words that name it stand, in Chinese.
+_LEAD_IN = 12
+
+
 def short_answer(question: str, sentence: str) -> str:
     """The date or number ``question`` asks for, found in ``sentence``; else "".
 
     Of the matching expressions not already in the question, the one nearest to a
-    word the question shares with the sentence wins.
+    word the question shares with the sentence wins; in Chinese, first the one with
+    the most of the question's character pairs close around it.
 
     Example:
         >>> short_answer("When did Bell patent the telephone?",
@@ -93,6 +98,8 @@ def short_answer(question: str, sentence: str) -> str:
         'March 7, 1876'
         >>> short_answer("台灣有幾個直轄市？", "台灣目前有六個直轄市，人口約2300萬。")
         '六個'
+        >>> short_answer("授信总额是多少？", "授信总额为372.53亿元，已使用授信额度为200.10亿元。")
+        '372.53亿元'
     """
     pattern = answer_pattern(question)
     if pattern is None:
@@ -115,7 +122,17 @@ def short_answer(question: str, sentence: str) -> str:
             return float(match.start())
         return min(min(abs(match.start() - a), abs(match.end() - a)) for a in anchors)
 
-    best = min(matches, key=distance).group().strip(" ,，").rstrip(".")
+    def lead_in(match: re.Match[str]) -> int:
+        # How many of the question's character pairs stand close around the number:
+        # in "授信总额为372.53亿元，已使用授信额度为200.10亿元" the total sits by
+        # "授信总额", though "授信" is nearer the other number.
+        if detect_language(question) != "zh":
+            return 0
+        low, high = match.start() - _LEAD_IN, match.end() + _LEAD_IN
+        return sum(1 for a in anchors if low <= a < high and not match.start() <= a < match.end())
+
+    best = min(matches, key=lambda m: (-lead_in(m), distance(m))).group()
+    best = best.strip(" ,，").rstrip(".")
     if pattern is _EN_NUMBER and " " in best:
         # "340 million parameters" for "how many parameters": the unit is in the question.
         head, last = best.rsplit(" ", 1)

@@ -140,3 +140,75 @@ def test_stream_yields_the_answer_in_pieces(answerer: ExtractiveAnswerer) -> Non
 )
 def test_short_answer(question: str, sentence: str, expected: str) -> None:
     assert short_answer(question, sentence) == expected
+
+
+# --------------------------------------------------------- notes: items, Q&A, tables
+
+NOTES = (
+    "• 3.BERT的预训练任务?\n答案:MLM 和 NSP\n"
+    "• 4.T5的预训练任务?\n答案:采用类似于BERT模型的MLM预训练任务和多任务预训练\n"
+    "• 5.GPT-1预训练任务?\n答案:无监督的预训练和有监督任务的微调"
+)
+
+
+def test_a_qa_item_is_answered_by_its_answer_half(answerer: ExtractiveAnswerer) -> None:
+    result = answerer.extract("BERT 用哪些任务做预训练？", [hit(NOTES, "notes.txt")])
+    assert result.text.startswith("MLM 和 NSP")
+    assert "预训练任务?" not in result.text
+    (sentence,) = result.sentences[:1]
+    assert NOTES[sentence.start : sentence.end] == "MLM 和 NSP"
+
+
+@pytest.mark.parametrize(
+    ("question", "fact"),
+    [
+        ("BERT的预训练任务是什么", "MLM 和 NSP"),
+        ("T5 是怎么预训练的？", "多任务预训练"),
+        ("GPT-1 的预训练任务呢", "无监督的预训练和有监督任务的微调"),
+        ("GPT 用哪些任务做预训练？", "无监督的预训练"),
+    ],
+)
+def test_the_item_about_the_named_model_wins(
+    answerer: ExtractiveAnswerer, question: str, fact: str
+) -> None:
+    result = answerer.extract(question, [hit(NOTES, "notes.txt")])
+    assert fact in result.text.split("[")[0], result.text
+
+
+def test_an_item_is_quoted_without_its_bullet(answerer: ExtractiveAnswerer) -> None:
+    text = "- 开源模型:Bloom、LLaMa、Alpaca、ChatGLM-6B、MOSS\n- Code模型:CodeX、BigCode"
+    result = answerer.extract("有哪些开源模型？", [hit(text)])
+    assert result.text.startswith("开源模型:Bloom")
+
+
+TABLE = (
+    "截至2023年3月末，发行人获得授信总额为372.53亿元，已使用授信额度为200.10亿元。\n"
+    "银行 授信额度 已使用额度\n"
+    "中国银行 234,850.00 120,000.00\n"
+    "工商银行 137,680.00 80,100.00"
+)
+
+
+def test_a_total_stated_in_text_beats_a_table_row(answerer: ExtractiveAnswerer) -> None:
+    result = answerer.extract("截至2023年3月末，发行人授信总额是多少？", [hit(TABLE, "r.pdf")])
+    assert "372.53" in result.text and "234,850.00" not in result.text
+
+
+def test_a_table_answers_from_the_row_and_column_named(answerer: ExtractiveAnswerer) -> None:
+    result = answerer.extract("工商银行的已使用额度是多少？", [hit(TABLE, "r.pdf")])
+    assert result.text == "工商银行 已使用额度: 80,100.00[1]"
+
+
+def test_a_row_the_question_does_not_name_is_not_the_answer(
+    answerer: ExtractiveAnswerer,
+) -> None:
+    table = "银行 授信额度\n中国银行 234,850.00\n工商银行 137,680.00"
+    result = answerer.extract("建设银行的授信额度是多少？", [hit(table)])
+    assert "234,850.00" not in result.text and "137,680.00" not in result.text
+
+
+def test_heading_words_count_for_the_items_under_it(answerer: ExtractiveAnswerer) -> None:
+    items = Hit("- 预训练:MLM 和 NSP\n- 参数:3.4亿", 1.0, "n.md", 1, 0, 24, heading="BERT")
+    other = Hit("- 预训练:自回归语言模型\n- 参数:1.17亿", 1.0, "n.md", 1, 30, 55, heading="GPT-1")
+    result = answerer.extract("BERT 的预训练是什么？", [other, items])
+    assert result.text.startswith("预训练:MLM 和 NSP"), result.text
