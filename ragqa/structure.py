@@ -478,10 +478,10 @@ def _mark_table_headers(text: str, blocks: list[Block]) -> list[Block]:
         if block.kind != "row" or (i and out[i - 1].kind == "row"):
             continue
         cells = table_cells(text[block.start : block.end])
-        if i + 1 < len(out) and out[i + 1].kind == "row":
-            if not any(_NUMBER.fullmatch(cell) for cell in cells):
-                out[i] = Block("row", block.start, block.end, header=True)
-                continue
+        followed = i + 1 < len(out) and out[i + 1].kind == "row"
+        if followed and not any(_NUMBER.fullmatch(cell) for cell in cells):
+            out[i] = Block("row", block.start, block.end, header=True)
+            continue
         above = out[i - 1] if i else None
         if (
             above is not None
