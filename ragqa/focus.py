@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -64,7 +65,16 @@ def match_text(text: str) -> str:
     """
     from ragqa.tokenizer import to_simplified
 
-    return to_simplified(unicodedata.normalize("NFKC", text).casefold())
+    # Most text is NFKC already, and the check is far cheaper than normalising.
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return to_simplified(text.casefold())
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepared(text: str) -> tuple[str, tuple[Unit, ...]]:
+    """A chunk's matching text and units, kept for the chunks seen most recently."""
+    return match_text(text), tuple(units(text))
 
 
 @dataclass(frozen=True)
@@ -142,9 +152,10 @@ def focus(
     total = 0
     for hit, heading in zip(hits, headings, strict=True):
         pieces = []
-        matched = match_text(hit.text)  # the same length as hit.text for CJK and ASCII
+        matched, hit_units = _prepared(hit.text)
+        # The same length as hit.text unless NFKC or case folding changed it.
         aligned = len(matched) == len(hit.text)
-        for unit in units(hit.text):
+        for unit in hit_units:
             if aligned:
                 piece = matched[unit.start : unit.end]
             else:

@@ -96,6 +96,9 @@ _FURNITURE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[-+]?\(?\d[\d,，]*(?:\.\d+)?%?\)?")
+_DIGIT_RUN = re.compile(r"\d+")
+# A line of more space-separated cells than this is prose, not a table row.
+_MAX_ROW_CELLS = 30
 _CJK = re.compile(f"[{CJK_LETTERS}]")
 _LATIN_LOWER = re.compile(r"[a-z]")
 _LETTERS = re.compile(f"[{CJK_LETTERS}A-Za-z]")
@@ -364,8 +367,11 @@ def _is_row(text: str) -> bool:
         return True
     if text.count("\t") >= 2:
         return True
+    # A cheap test first: most lines of prose hold fewer than two numbers.
+    if len(_DIGIT_RUN.findall(text)) < 2:
+        return False
     cells = text.split()
-    if len(cells) < 3:
+    if not 3 <= len(cells) <= _MAX_ROW_CELLS:
         return False
     numbers = sum(1 for cell in cells if _NUMBER.fullmatch(cell))
     return numbers >= 2 and numbers >= 0.5 * len(cells)
