@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ragqa.lang import CJK_LETTERS
+from ragqa.sentences import sentence_spans
 
 __all__ = [
     "BLOCK_KINDS",
@@ -101,6 +102,10 @@ _DIGIT_RUN = re.compile(r"\d+")
 _MAX_ROW_CELLS = 30
 _CJK = re.compile(f"[{CJK_LETTERS}]")
 _LATIN_LOWER = re.compile(r"[a-z]")
+# Words that open a clause continuing what came before: no heading starts so.
+_CLAUSE_START = re.compile(
+    r"(?:其中|但是|但|因此|所以|如果|这里|这些|这个|这|我们|可以|也|而且|而|并且|例如|比如|即|注[:：]?)"
+)
 _LETTERS = re.compile(f"[{CJK_LETTERS}A-Za-z]")
 
 # Headings are short: a Chinese one of at most this many characters, an English one
@@ -331,6 +336,8 @@ def _heading_shaped(text: str) -> bool:
     """Short, and not a sentence or a "term: definition" line."""
     if text[-1] in _TERMINAL + _CLAUSE or text[-1] in "?？":
         return False
+    if _CLAUSE_START.match(text):
+        return False  # "其中V表示词典的大小" goes on from the line before
     if re.search(r"[:：]\s*\S", text) or "|" in text:
         return False
     if _CJK.search(text):
@@ -542,17 +549,15 @@ def heading_path(text: str, blocks: Sequence[Block], position: int) -> tuple[str
 def units(text: str, blocks: Sequence[Block] | None = None) -> list[Unit]:
     """The units of ``text`` that can answer a question, in order.
 
-    Items, Q&A items and rows are one unit each; a paragraph is cut into its
-    sentences; headings and furniture are not units (a heading goes with what
-    follows it, see :func:`heading_path`).
+    Items, Q&A items, rows and headings are one unit each (a short line taken for a
+    heading may still be the answer); a paragraph is cut into its sentences;
+    furniture is no unit.
 
     Example:
         >>> text = "模型\\n- 参数:1亿。\\n它很快。它很小。"
         >>> [(u.kind, text[u.start:u.end]) for u in units(text)]
-        [('item', '- 参数:1亿。'), ('text', '它很快。'), ('text', '它很小。')]
+        [('heading', '模型'), ('item', '- 参数:1亿。'), ('text', '它很快。'), ('text', '它很小。')]
     """
-    from ragqa.splitting import sentence_spans
-
     if blocks is None:
         blocks = parse_blocks(text)
     out: list[Unit] = []
@@ -564,7 +569,7 @@ def units(text: str, blocks: Sequence[Block] | None = None) -> list[Unit]:
             out.append(Unit("row", block.start, block.end, table_header=header))
             continue
         header = ""
-        if block.kind in ("item", "qa"):
+        if block.kind in ("item", "qa", "heading"):
             out.append(Unit(block.kind, block.start, block.end, block.answer_start))
         elif block.kind == "text":
             for start, end in sentence_spans(text[block.start : block.end]):

@@ -78,8 +78,14 @@ _WEAK_WEIGHT = 0.5
 # A unit about another entity than the one the question names, and one about it.
 _OTHER_ENTITY_FACTOR = 0.5
 _SAME_ENTITY_FACTOR = 1.25
+# A unit that does not name the entity the question asks about at all.
+_UNNAMED_ENTITY_FACTOR = 0.6
 # A table row that the question does not name (no term in its own cells).
 _UNNAMED_ROW_FACTOR = 0.3
+# A heading names a topic; it answers only when nothing under it does, and then
+# with (at most this many of) the units under it.
+_HEADING_FACTOR = 0.7
+_SECTION_UNITS = 4
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class _Candidate:
     subject: str  # what the unit is about: its question, first words, heading
     row_cells: list[str] = field(default_factory=list)
     header_cells: list[str] = field(default_factory=list)
+    header: bool = False  # the row that names a table's columns
     score: float = 0.0
     coverage: float = 0.0
 
@@ -199,6 +206,9 @@ class ExtractiveAnswerer:
         query_weight = sum(idf.values())
         typed = answer_pattern(question) is not None
         entities = _entities(question)
+        # The question's terms beyond the names it mentions: what it asks about them.
+        named = set(tokenize(" ".join(entities)))
+        content = {t for t in query if t not in named and not t.isdigit()}
         for candidate in candidates:
             self._score(candidate, idf, query_weight)
             if not candidate.score:
@@ -207,15 +217,34 @@ class ExtractiveAnswerer:
             # many" one by a unit with a number: prefer those.
             if typed and short_answer(question, candidate.text):
                 candidate.score *= self.typed_boost
-            candidate.score *= _entity_factor(entities, candidate.subject)
+            factor = _entity_factor(entities, candidate.subject, candidate.text)
+            candidate.score *= factor
+            if factor < 1.0:
+                # About another model, or none: it may be no answer at all.
+                candidate.coverage *= factor
             if candidate.kind == "row" and not set(candidate.terms) & set(query):
                 candidate.score *= _UNNAMED_ROW_FACTOR
+            elif candidate.kind == "heading":
+                candidate.score *= _HEADING_FACTOR
+            if content and not content & (set(candidate.terms) | candidate.weak):
+                # It names what the question is about, but says nothing of what is
+                # asked: "GPT-3 ... released in 2020" is no answer to how many
+                # parameters GPT-3 has.
+                candidate.score = candidate.coverage = 0.0
 
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
         if best.coverage < self.min_coverage:
             return not_found
         chosen = [best]
+        if best.kind == "heading" or best.header or best.text.endswith((":", "：")):
+            # A heading, a table's header or a lead-in matched ("传统语言模型的问题",
+            # "LLM局限 | 解决办法", "存在三种常见的学习模型:"): what stands under it
+            # answers.
+            section = _section_under(best, candidates)
+            if section:
+                chosen = section
+                ranked = []
         for candidate in ranked[1:]:
             if (
                 len(chosen) >= self.max_sentences
@@ -337,7 +366,21 @@ def _candidate(hit: Hit, rank: int, unit: object, heading: str) -> _Candidate | 
         subject=subject,
         row_cells=row_cells,
         header_cells=header_cells,
+        header=unit.kind == "row" and unit.table_header == text[unit.start : unit.end],
     )
+
+
+def _section_under(heading: _Candidate, candidates: Sequence[_Candidate]) -> list[_Candidate]:
+    """The units right under ``heading`` in its passage, up to the next heading (at most
+    :data:`_SECTION_UNITS`)."""
+    out: list[_Candidate] = []
+    for candidate in candidates:
+        if candidate.number != heading.number or candidate.start <= heading.start:
+            continue
+        if candidate.kind == "heading" or len(out) >= _SECTION_UNITS:
+            break
+        out.append(candidate)
+    return out
 
 
 def _entities(text: str) -> set[str]:
@@ -366,14 +409,24 @@ def _same_entity(a: str, b: str) -> bool:
     return long.startswith(short) and not long[len(short)].isalpha()
 
 
-def _entity_factor(asked: set[str], subject: str) -> float:
-    """How a unit's score changes with what it is about, for a question naming ``asked``."""
+def _entity_factor(asked: set[str], subject: str, text: str) -> float:
+    """How a unit's score changes with what it is about, for a question naming ``asked``.
+
+    About the named model (its question, first words or heading name it): up. About
+    another one: down. Not naming it anywhere: down a little, since "调整其参数"
+    says nothing of how many parameters GPT-3 has.
+    """
     if not asked:
         return 1.0
     named = _entities(subject)
     if any(_same_entity(a, n) for a in asked for n in named):
         return _SAME_ENTITY_FACTOR
-    return _OTHER_ENTITY_FACTOR if named else 1.0
+    if named:
+        return _OTHER_ENTITY_FACTOR
+    mentioned = _entities(text)
+    if any(_same_entity(a, n) for a in asked for n in mentioned):
+        return 1.0
+    return _UNNAMED_ENTITY_FACTOR
 
 
 def _table_cell(query: Sequence[str], row: _Candidate) -> str:
