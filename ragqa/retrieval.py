@@ -80,8 +80,10 @@ FUSION_DEPTH = 100
 # The relevance gate asks whether any of this many best candidates is relevant:
 # the first-ranked chunk is not always the one that covers the question best.
 GATE_DEPTH = 5
-# Candidates whose units are scored (ragqa.focus) in hybrid search.
-FOCUS_DEPTH = 20
+# Candidates whose units are scored (ragqa.focus) in hybrid search. All questions
+# of both shared sets, focus_weight 0.3, depth 10 / 20: SQuAD recall@1 0.794 / 0.794,
+# recall@5 0.949 / 0.951; DRCD 0.950 / 0.949, 0.994 / 0.994; 10 costs half as much.
+FOCUS_DEPTH = 10
 # MMR chooses among this many candidates per hit wanted (at least 20).
 _MMR_POOL_FACTOR = 4
 # What retrieval derives from a chunk's text (its [UNK] share, its lexical terms)

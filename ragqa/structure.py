@@ -222,6 +222,21 @@ def parse_blocks(text: str, furniture: Iterable[str] = ()) -> list[Block]:
         ['heading', 'row', 'row', 'text']
     """
     known_furniture = frozenset(furniture)
+    if "\n" not in text.strip():
+        # One line, as a QA dataset's paragraph or most chunks of prose are: no
+        # wrapping, headings or tables to look for, and this runs on every query.
+        stripped = text.strip()
+        if not stripped:
+            return []
+        start = text.index(stripped[0])
+        line = _Line(start, start + len(stripped), 0, stripped)
+        kind, _ = _classify(line, None, False, None, known_furniture)
+        if kind == "heading":
+            return [Block("heading", line.start, line.end, 1)]
+        if kind == "text" or kind == "item":
+            answer = _answer_start(text, line.start, line.end)
+            return [Block("qa" if answer >= 0 else kind, line.start, line.end, answer_start=answer)]
+        return [Block(kind, line.start, line.end)]
     lines = _lines(text)
     lengths = sorted(len(line.text) for line in lines if line)
     # A PDF wraps a paragraph's lines at about the same width; a line at least this

@@ -184,3 +184,45 @@ def test_upload_ask_and_see_the_source_in_a_browser(chromium, app_url, tmp_path)
             zh.screenshot(path=shots / "5-chinese.png", full_page=True, animations="disabled")
         finally:
             browser.close()
+
+
+def test_a_question_about_real_notes_shows_the_fact_and_its_highlight(
+    chromium, app_url, shared_data, tmp_path
+):
+    """The real study notes, a question in the user's own words: the answer carries
+    the key fact, and the highlight in the source marks that item, not the chunk."""
+    from playwright.sync_api import expect, sync_playwright
+
+    notes = shared_data / "notes" / "llm-application-paradigms.txt"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    print(f"screenshots in {shots}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+            page.goto(app_url)
+            expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible(timeout=SLOW_MS)
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(notes))
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_text("llm-application-paradigms.txt")).to_be_visible(
+                timeout=SLOW_MS
+            )
+            chat_input = page.get_by_test_id("stChatInputTextArea")
+            chat_input.fill("大模型不会用工具的话，用什么办法解决？")
+            chat_input.press("Enter")
+            answer = page.get_by_test_id("stChatMessage").nth(1)
+            expect(answer).to_contain_text("函数调用", timeout=SLOW_MS)
+            answer.get_by_test_id("stExpander").first.click()
+            cited = answer.locator("mark.ragqa-cited")
+            expect(cited.first).to_be_visible()
+            expect(cited.first).to_contain_text("函数调用")
+            # The mark is the table row the answer quotes, not the whole chunk.
+            marked = cited.first.inner_text()
+            assert len(marked) < 80, marked
+            page.screenshot(path=shots / "notes-answer.png", full_page=True, animations="disabled")
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+        finally:
+            browser.close()
