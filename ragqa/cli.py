@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ragqa.config import LLM_BACKENDS, RETRIEVAL_MODES, Settings
 from ragqa.errors import RagqaError
@@ -351,18 +352,33 @@ def remove(path: str, kb_dir: str) -> None:
     "(default: a cache under DATA_DIR/eval).",
 )
 @click.option("--mode", type=click.Choice(RETRIEVAL_MODES), help="Retrieval mode.")
-@click.option("-k", "k", type=int, default=10, show_default=True, help="Chunks per question.")
-@click.option("--answers", is_flag=True, help="Also answer and score against gold answers.")
+@click.option(
+    "-k", "k", type=int, default=10, show_default=True, help="Chunks per question (SQuAD)."
+)
+@click.option("--answers", is_flag=True, help="Also answer and score against gold answers (SQuAD).")
 @click.option(
     "--subset",
     type=click.Choice(("all", "tune", "holdout")),
     default="all",
     show_default=True,
-    help="Score all questions, or one fixed half of them.",
+    help="Score all questions, or one fixed half of them (SQuAD).",
 )
-@click.option("--limit", type=int, help="Ask at most N questions (a fixed random sample).")
+@click.option("--limit", type=int, help="Ask at most N questions, a fixed random sample (SQuAD).")
+@click.option(
+    "--docs",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The documents' folder, instead of the set's root (natural questions).",
+)
+@click.option(
+    "--details",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write each question's answer, cited files and checks here, one JSON line "
+    "per question (natural questions).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.pass_context
 def evaluate(
+    ctx: click.Context,
     dataset: Path,
     kb_dir: str | None,
     mode: str | None,
@@ -370,12 +386,61 @@ def evaluate(
     answers: bool,
     subset: str,
     limit: int | None,
+    docs: Path | None,
+    details: Path | None,
     as_json: bool,
 ) -> None:
-    """Measure retrieval (and answers) on a SQuAD-format DATASET.json."""
+    """Measure retrieval and answers on DATASET.json.
+
+    A SQuAD-format file is scored on retrieval (recall@k, MRR, nDCG) and, with
+    --answers, on its gold answers.
+
+    A natural-question set (a top-level "questions" list; see ragqa/natural_eval.py)
+    has its documents ingested and every question answered by the configured
+    answerer (RAGQA_LLM), follow-ups after their history, and is scored on key facts
+    in the answer, the cited file, key facts in the cited passages and abstentions.
+    --mode applies to it; -k, --answers, --subset and --limit are refused; --docs
+    and --details apply to it only.
+    """
     from ragqa.eval_runner import run_eval
+    from ragqa.natural_eval import is_natural_set, run_natural_eval
 
     settings = _settings()
+    given = [
+        option
+        for name, option in (
+            ("k", "-k"),
+            ("answers", "--answers"),
+            ("subset", "--subset"),
+            ("limit", "--limit"),
+            ("docs", "--docs"),
+            ("details", "--details"),
+        )
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if is_natural_set(dataset):
+        refused = [option for option in given if option not in ("--docs", "--details")]
+        if refused:
+            raise click.UsageError(
+                f"{', '.join(refused)} apply to SQuAD files only, and {dataset.name} "
+                "is a natural-question set"
+            )
+        if mode:
+            settings = settings.replace(retrieval_mode=mode)
+        metrics = run_natural_eval(
+            dataset, settings=settings, kb_dir=kb_dir, docs=docs, details=details
+        )
+        if as_json:
+            click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
+            return
+        print_natural_metrics(dataset, metrics)
+        return
+    refused = [option for option in given if option in ("--docs", "--details")]
+    if refused:
+        raise click.UsageError(
+            f"{', '.join(refused)} apply to natural-question sets only, and "
+            f'{dataset.name} has no top-level "questions" list'
+        )
     metrics = run_eval(
         dataset,
         settings=settings,
@@ -393,6 +458,47 @@ def evaluate(
     for key, value in metrics.items():
         shown = f"{value}" if key == "questions" else f"{value:.4f}"
         click.echo(f"  {key:<16}{shown}")
+
+
+# Column heading, metric key; the table's columns in print_natural_metrics.
+NATURAL_COLUMNS = (
+    ("fact", "key_fact_in_answer"),
+    ("file", "right_file_cited"),
+    ("passage", "key_fact_in_cited_passage"),
+    ("no cite", "false_abstention"),
+    ("abstain", "abstained"),
+)
+
+
+def print_natural_metrics(dataset: Path, metrics: dict[str, Any]) -> None:
+    """The natural-question metrics as a small aligned table, one row per group.
+
+    fact: a key fact in the answer; file: the right file cited; passage: a key fact
+    in a cited passage; no cite: answerable but nothing cited; abstain: unanswerable
+    and abstained. A dash is a group with no question to count.
+    """
+    click.echo(
+        f"{dataset.name}: {metrics['questions']} questions ({metrics['answerable']} "
+        f"answerable, {metrics['unanswerable']} unanswerable), {metrics['documents']} documents"
+    )
+    click.echo(
+        f"answerer {metrics['backend']}, embedding model {metrics['embedding_model']}, "
+        f"answer p50 {metrics['latency_ms_p50']} ms"
+    )
+    if metrics["failed_documents"]:
+        click.echo(f"failed to ingest: {', '.join(metrics['failed_documents'])}")
+    rows = [("all", metrics)]
+    rows += [(f"lang {lang}", group) for lang, group in metrics["by_lang"].items()]
+    rows += [(f"kind {kind}", group) for kind, group in metrics["by_kind"].items()]
+    width = max(len(label) for label, _ in rows)
+    header = "".join(f"{title:>9}" for title, _ in NATURAL_COLUMNS)
+    click.echo(f"\n{'':<{width}}{'n':>6}{header}")
+    for label, group in rows:
+        cells = "".join(
+            f"{'-' if group[key] is None else format(group[key], '.3f'):>9}"
+            for _, key in NATURAL_COLUMNS
+        )
+        click.echo(f"{label:<{width}}{group['questions']:>6}{cells}")
 
 
 DEMO_QUESTIONS = (

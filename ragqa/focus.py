@@ -46,6 +46,9 @@ QUESTION_TERMS = frozenset(
     + ["呢", "有", "在", "和", "与", "及", "请问", "被", "为", "于", "之", "其", "该", "此"]
     + ["这", "那", "个", "会", "能", "可以", "一", "上", "中", "用", "些", "哪些", "么"]
     + ["啥", "吧", "呀", "下", "讲", "说", "说说", "介绍", "一下", "告诉", "我"]
+    # Filler of questions asked in one's own words: "一般用在什么地方", "大概是怎样的".
+    + ["一般", "地方", "大概", "主要", "通常", "具体", "到底", "说到底", "东西", "哪儿"]
+    + ["怎么样", "样子", "干", "干嘛", "是不是", "吗", "呢", "么", "还是", "要", "得"]
     + ["many", "much", "name", "named", "did", "does", "doe", "tell", "me", "about"]
 )
 # A heading's words count for a unit under it, but less than the unit's own: the
@@ -146,7 +149,7 @@ def focus(
         return [[] for _ in hits]
     if headings is None:
         headings = [hit.heading for hit in hits]
-    found_per_hit: list[list[tuple[Unit, set[str], set[str]]]] = []
+    found_per_hit: list[list[tuple[Unit, set[str], set[str], set[str]]]] = []
     in_heading: list[set[str]] = []
     df: Counter[str] = Counter()
     total = 0
@@ -155,19 +158,22 @@ def focus(
         matched, hit_units = _prepared(hit.text)
         # The same length as hit.text unless NFKC or case folding changed it.
         aligned = len(matched) == len(hit.text)
+        inner_heading: set[str] = set()  # found in a heading inside the chunk
         for unit in hit_units:
             if aligned:
                 piece = matched[unit.start : unit.end]
             else:
                 piece = match_text(hit.text[unit.start : unit.end])
             found = terms.found(piece)
+            if unit.kind == "heading":
+                inner_heading = found
             answer_only: set[str] = set()
             if unit.answer_start >= 0 and found:
                 # A Q&A item is about what its question names: "T5的预训练任务?答案:
                 # 类似BERT的MLM" is no answer about BERT.
                 question = piece[: unit.answer_start - unit.start]
                 answer_only = found - terms.found(question)
-            pieces.append((unit, found, answer_only))
+            pieces.append((unit, found, answer_only, inner_heading))
             df.update(found)
             total += 1
         found_per_hit.append(pieces)
@@ -183,10 +189,10 @@ def focus(
     out = []
     for pieces, heading_terms in zip(found_per_hit, in_heading, strict=True):
         scored = []
-        for unit, found, answer_only in pieces:
+        for unit, found, answer_only, inner_heading in pieces:
             if not found:
                 continue
-            from_heading = heading_terms - found
+            from_heading = (heading_terms | inner_heading) - found
             score = (
                 sum(idf[t] for t in found - answer_only)
                 + ANSWER_WEIGHT * sum(idf[t] for t in answer_only)

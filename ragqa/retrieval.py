@@ -259,6 +259,7 @@ class _Query:
     embedder: Embedder
     _vector: np.ndarray | None = None
     _terms: list[str] | None = None
+    _content: list[str] | None = None
     _unknown: float | None = None
 
     @property
@@ -274,6 +275,18 @@ class _Query:
 
             self._terms = tokenize(self.text)
         return self._terms
+
+    @property
+    def content_terms(self) -> list[str]:
+        """The question's words and characters without question words and without
+        the character pairs that straddle two words ("用哪" of 用哪些): what a
+        relevant chunk should hold (see Retriever._relevance)."""
+        if self._content is None:
+            from ragqa.focus import QUESTION_TERMS
+            from ragqa.tokenizer import words
+
+            self._content = [t for t in words(self.text) if t not in QUESTION_TERMS]
+        return self._content
 
     @property
     def unknown_share(self) -> float:
@@ -536,7 +549,8 @@ class Retriever:
             cosines = np.clip(self.store.vectors_by_id(ids) @ q.vector, 0.0, 1.0)
         else:
             cosines = np.zeros(len(ids))
-        coverage = np.array([term_coverage(q.terms, terms) for terms in self._chunk_terms(hits)])
+        terms = q.content_terms or q.terms
+        coverage = np.array([term_coverage(terms, found) for found in self._chunk_terms(hits)])
         return (weights * cosines + (1.0 - weights) * coverage).tolist()
 
     def _diversify(self, hits: Sequence[Hit], k: int, lambda_: float) -> list[Hit]:

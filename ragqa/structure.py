@@ -80,6 +80,10 @@ _TERMINAL = "。！？；.!?;…"
 _CLOSERS = "」』”’\"'）)】》〉"
 _CLAUSE = "，,、：:"
 
+_RELATED = re.compile(
+    r"(?:相关文章|相關文章|相关推荐|相關推薦|推荐阅读|推薦閱讀|猜你喜欢|related (?:articles|posts))\s*[:：]?",
+    re.IGNORECASE,
+)
 # A bare page number ("12", "- 12 -"): furniture only as a page's first or last line,
 # since a table cell or a formula can stand alone on a line too.
 _PAGE_NUMBER = re.compile(r"[-–—]?\s*\d{1,4}\s*[-–—]?")
@@ -118,7 +122,8 @@ _MAX_EN_HEADING_WORDS = 10
 class Block:
     """One structural piece of a page: ``text[start:end]``, trimmed of whitespace.
 
-    ``level`` is a heading's depth (1 is the top); ``answer_start`` is where a Q&A
+    ``level`` is a heading's depth (0 is the title a page opens with, 1 the top
+    section); ``answer_start`` is where a Q&A
     item's answer begins (``-1`` for every other kind). ``header`` marks the table
     row that names a table's columns.
     """
@@ -246,7 +251,14 @@ def parse_blocks(text: str, furniture: Iterable[str] = ()) -> list[Block]:
     explicit_levels: list[int] = []  # levels of the numbered headings above
     previous: _Line | None = None  # the line before, None after a blank line
     previous_open = False  # whether that line was prose that may run on
+    title: int | None = None  # the index of a plain heading the page opened with
     i = 0
+    # Web pages copied whole end in a list of other articles: from a "相关文章" line
+    # on, nothing belongs to the document.
+    tail = next(
+        (i for i, line in enumerate(lines) if line is not None and _RELATED.fullmatch(line.text)),
+        len(lines),
+    )
     present = [index for index, line in enumerate(lines) if line is not None]
     edges = {present[0], present[-1]} if present else set()
     while i < len(lines):
@@ -255,7 +267,7 @@ def parse_blocks(text: str, furniture: Iterable[str] = ()) -> list[Block]:
             previous = None
             i += 1
             continue
-        if i in edges and _PAGE_NUMBER.fullmatch(line.text):
+        if i >= tail or (i in edges and _PAGE_NUMBER.fullmatch(line.text)):
             blocks.append(Block("furniture", line.start, line.end))
             previous, previous_open, i = line, False, i + 1
             continue
@@ -265,6 +277,14 @@ def parse_blocks(text: str, furniture: Iterable[str] = ()) -> list[Block]:
         if kind == "heading":
             if level:
                 explicit_levels = [lv for lv in explicit_levels if lv < level] + [level]
+                if title is not None and blocks[title].level == 1:
+                    # The plain line the page opened with stands over numbered
+                    # sections: it is the document's title, in every path.
+                    blocks[title] = Block("heading", blocks[title].start, blocks[title].end, 0)
+                title = None
+            elif all(b.kind == "furniture" for b in blocks):
+                title = len(blocks)
+                level = 1
             elif blocks and blocks[-1].kind == "heading":
                 level = blocks[-1].level + 1  # a heading right under a heading: a subsection
             else:
@@ -299,7 +319,7 @@ def parse_blocks(text: str, furniture: Iterable[str] = ()) -> list[Block]:
             kind = "qa"
         blocks.append(Block(kind, line.start, end, answer_start=answer))
         previous, i = last, end_index + 1
-    return _mark_table_headers(text, blocks)
+    return _mark_table_headers(text, _lone_number_lines_are_text(text, blocks))
 
 
 def _next_line(lines: Sequence[_Line | None], i: int) -> _Line | None:
@@ -495,6 +515,21 @@ def _skip_spaces(text: str, position: int, end: int) -> int:
     while position < end and text[position].isspace():
         position += 1
     return position if position < end else -1
+
+
+def _lone_number_lines_are_text(text: str, blocks: list[Block]) -> list[Block]:
+    """A line of numbers makes a table row only beside another row: "October 14,
+    1998" alone is a date, not a table."""
+    out = list(blocks)
+    for i, block in enumerate(out):
+        if block.kind != "row" or "|" in text[block.start : block.end]:
+            continue
+        if "\t" in text[block.start : block.end]:
+            continue
+        beside = [out[j] for j in (i - 1, i + 1) if 0 <= j < len(out)]
+        if not any(b.kind == "row" for b in beside):
+            out[i] = Block("text", block.start, block.end)
+    return out
 
 
 def _mark_table_headers(text: str, blocks: list[Block]) -> list[Block]:

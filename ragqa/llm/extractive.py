@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from ragqa.focus import QUESTION_TERMS
 from ragqa.lang import detect_language
 from ragqa.lexical import tokenize
-from ragqa.llm.short_answers import answer_pattern, short_answer
+from ragqa.llm.short_answers import answer_pattern, asks_date_or_number, short_answer
 from ragqa.prompting import no_answer_text
 from ragqa.structure import table_cells, units
 from ragqa.tokenizer import words
@@ -85,7 +85,24 @@ _UNNAMED_ROW_FACTOR = 0.3
 # A heading names a topic; it answers only when nothing under it does, and then
 # with (at most this many of) the units under it.
 _HEADING_FACTOR = 0.7
+# ... unless the question asks what something is called.
+_TITLE_FACTOR = 1.5
+_TITLE_QUESTION = re.compile(
+    r"\b(?:title|titled|called|named|heading)\b|标题|標題|题目|題目|叫什么|叫什麼|名字|名称|名稱",
+    re.IGNORECASE,
+)
 _SECTION_UNITS = 4
+# A sentence that opens by pointing back at the one before it.
+_REFERS_BACK = re.compile(
+    r"(?:它|其|这种|这个|该|此|它们|These|This|It|They)\b|(?:它|其|这种|这个|该|此)"
+)
+# The coverage a unit without the asked-for number or date needs to be quoted.
+_UNTYPED_MIN_COVERAGE = 0.6
+# How much a unit that starts with the question's words gains, at most.
+_LEAD_BOOST = 0.4
+# Sentences shorter than this (characters) are quoted with the one after them.
+# English sentences stand alone far more often (SQuAD's gold answers lie in one).
+_SHORT_SENTENCE = {"zh": 24, "en": 0}
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,7 @@ class _Candidate:
     terms: list[str]  # the unit's own terms, in order (for proximity)
     weak: set[str]  # terms that count at _WEAK_WEIGHT only
     subject: str  # what the unit is about: its question, first words, heading
+    lead: str = ""  # its first words, up to the first punctuation mark
     row_cells: list[str] = field(default_factory=list)
     header_cells: list[str] = field(default_factory=list)
     header: bool = False  # the row that names a table's columns
@@ -209,6 +227,8 @@ class ExtractiveAnswerer:
         # The question's terms beyond the names it mentions: what it asks about them.
         named = set(tokenize(" ".join(entities)))
         content = {t for t in query if t not in named and not t.isdigit()}
+        language = detect_language(question)
+        asks_title = bool(_TITLE_QUESTION.search(question))
         for candidate in candidates:
             self._score(candidate, idf, query_weight)
             if not candidate.score:
@@ -225,16 +245,34 @@ class ExtractiveAnswerer:
             if candidate.kind == "row" and not set(candidate.terms) & set(query):
                 candidate.score *= _UNNAMED_ROW_FACTOR
             elif candidate.kind == "heading":
-                candidate.score *= _HEADING_FACTOR
-            if content and not content & (set(candidate.terms) | candidate.weak):
+                candidate.score *= _TITLE_FACTOR if asks_title else _HEADING_FACTOR
+            same_language = detect_language(candidate.text) == language
+            if content and same_language and not content & (set(candidate.terms) | candidate.weak):
                 # It names what the question is about, but says nothing of what is
-                # asked: "GPT-3 ... released in 2020" is no answer to how many
-                # parameters GPT-3 has.
+                # asked: "GPT-3 调整其参数" is no answer to how many parameters
+                # GPT-3 has. (Across languages no word can be shared.)
                 candidate.score = candidate.coverage = 0.0
+            elif content and language == "zh":
+                # A unit that starts with what is asked about defines it: "前馈层
+                # (FFN) 由...组成" for "前馈层是干什么用的". (Not in English, where
+                # a sentence's subject is as often the wrong one: "The Eiffel Tower
+                # is a tower" for "When was the Eiffel Tower completed?")
+                lead = content & set(tokenize(candidate.lead))
+                share = sum(idf[t] for t in lead) / (sum(idf[t] for t in content) or 1.0)
+                candidate.score *= 1.0 + _LEAD_BOOST * share
 
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
         if best.coverage < self.min_coverage:
+            return not_found
+        # A "how many" or "when" question whose best unit holds no number or date,
+        # and matches it only in part, was most likely not answered by the documents.
+        untyped = (
+            asks_date_or_number(question)
+            and best.kind != "row"
+            and not short_answer(question, best.text)
+        )
+        if untyped and best.coverage < _UNTYPED_MIN_COVERAGE:
             return not_found
         chosen = [best]
         if best.kind == "heading" or best.header or best.text.endswith((":", "：")):
@@ -244,6 +282,13 @@ class ExtractiveAnswerer:
             section = _section_under(best, candidates)
             if section:
                 chosen = section
+                ranked = []
+        elif best.kind == "text" and len(best.text) < _SHORT_SENTENCE[language]:
+            # A short sentence mostly introduces the next one ("大型语言模型由多个
+            # 神经网络层组成。" then the layers): quote the two together.
+            following = _next_in_paragraph(best, candidates)
+            if following is not None:
+                chosen = [best, following]
                 ranked = []
         for candidate in ranked[1:]:
             if (
@@ -310,11 +355,25 @@ def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
     for rank, hit in enumerate(hits):
         heading = hit.heading.split(" › ")[-1] if hit.heading else ""
         heading_terms = set(tokenize(hit.heading)) if hit.heading else set()
+        previous: _Candidate | None = None
         for unit in units(hit.text):
             candidate = _candidate(hit, rank, unit, heading)
             if candidate is None:
                 continue
+            if unit.kind == "heading":
+                # A heading inside the chunk heads the units after it, as the
+                # headings above the chunk head all of them.
+                heading = candidate.text
+                heading_terms = set(tokenize(hit.heading)) | set(candidate.terms)
+                previous = candidate
+                out.append(candidate)
+                continue
             candidate.weak |= heading_terms - set(candidate.terms)
+            if previous is not None and _REFERS_BACK.match(candidate.text):
+                # "它由一个编码器和一个解码器组成" is about what the sentence before
+                # it named (转换器模型): that sentence's words count for it too.
+                candidate.weak |= set(previous.terms) - set(candidate.terms)
+            previous = candidate
             out.append(candidate)
     return out
 
@@ -351,6 +410,7 @@ def _candidate(hit: Hit, rank: int, unit: object, heading: str) -> _Candidate | 
             subject = row_cells[0] if row_cells else subject
     if not terms:
         return None
+    lead = re.split(r"[:：,，、。;；!?！？(（]", text[start:end], maxsplit=1)[0][:16]
     if heading:
         subject = f"{subject} {heading}"
     quoted = " ".join(text[start:end].split())
@@ -364,10 +424,20 @@ def _candidate(hit: Hit, rank: int, unit: object, heading: str) -> _Candidate | 
         terms=terms,
         weak=weak,
         subject=subject,
+        lead=lead,
         row_cells=row_cells,
         header_cells=header_cells,
         header=unit.kind == "row" and unit.table_header == text[unit.start : unit.end],
     )
+
+
+def _next_in_paragraph(unit: _Candidate, candidates: Sequence[_Candidate]) -> _Candidate | None:
+    """The sentence right after ``unit`` in the same paragraph of the same passage."""
+    for candidate in candidates:
+        if candidate.number == unit.number and candidate.start >= unit.end:
+            between = candidate.text and candidate.start - unit.end <= 2
+            return candidate if between and candidate.kind == "text" else None
+    return None
 
 
 def _section_under(heading: _Candidate, candidates: Sequence[_Candidate]) -> list[_Candidate]:
@@ -398,7 +468,15 @@ def _entities(text: str) -> set[str]:
         capitals = sum(1 for c in name if c.isupper())
         if len(name) >= 2 and (capitals >= 2 or any(c.isdigit() for c in name)):
             out.add(name.lower())
-    return out
+    return out - _GENERIC_ACRONYMS
+
+
+# Acronyms of fields and parts, not of models: a unit about language models need
+# not write "LLM" to be about them.
+_GENERIC_ACRONYMS = frozenset(
+    ["llm", "llms", "ai", "agi", "nlp", "nlu", "nlg", "api", "gpu", "cpu", "ffn", "ml", "dl"]
+    + ["pdf", "faq", "qa", "ui", "url", "id"]
+)
 
 
 def _same_entity(a: str, b: str) -> bool:
@@ -426,7 +504,11 @@ def _entity_factor(asked: set[str], subject: str, text: str) -> float:
     mentioned = _entities(text)
     if any(_same_entity(a, n) for a in asked for n in mentioned):
         return 1.0
-    return _UNNAMED_ENTITY_FACTOR
+    # Only a numbered version (GPT-3, T5) must be named: what holds for "a
+    # transformer" may hold for BERT, but a fact about GPT-2 is no fact about GPT-3.
+    if any(any(c.isdigit() for c in a) for a in asked):
+        return _UNNAMED_ENTITY_FACTOR
+    return 1.0
 
 
 def _table_cell(query: Sequence[str], row: _Candidate) -> str:

@@ -18,7 +18,7 @@ import re
 
 from ragqa.lang import detect_language
 
-__all__ = ["answer_pattern", "short_answer"]
+__all__ = ["answer_pattern", "asks_date_or_number", "short_answer"]
 
 _MONTH = (
     r"(?:January|February|March|April|May|June|July|August|September|October|November|"
@@ -59,7 +59,8 @@ _ZH_DATE_QUESTION = re.compile(
     r"哪個年代|哪个年代|哪個世紀|哪个世纪|哪一時期|哪个时期|何時期"
 )
 _ZH_NUMBER_QUESTION = re.compile(
-    r"幾|几|多少|多長|多长|多久|多大|多高|多遠|多远|多重|多深|多寬|多宽"
+    # "哪几种" asks which ones, not how many.
+    r"(?<![哪那])[幾几]|多少|多長|多长|多久|多大|多高|多遠|多远|多重|多深|多寬|多宽"
 )
 _ZH_DIGITS = r"[0-9０-９一二三四五六七八九十百千萬万億亿兩两零〇○]"
 _ZH_DATE = re.compile(
@@ -81,6 +82,11 @@ _ZH_NUMBER = re.compile(
 )
 
 
+_MONEY_QUESTION = re.compile(
+    r"多少钱|多少錢|花多少|价格|價格|费用|費用|成本|\bcost\b|\bprice\b|how much money", re.I
+)
+_CURRENCY = re.compile(r"[$£€¥]|元|块|塊|美元|欧元|歐元|euro|dollar|yuan|usd|rmb", re.I)
+_BARE_YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
 # Characters either side of a number where the words that name it stand, in Chinese.
 _LEAD_IN = 12
 
@@ -105,6 +111,7 @@ def short_answer(question: str, sentence: str) -> str:
     if pattern is None:
         return ""
     lowered_question = question.lower()
+    money = bool(_MONEY_QUESTION.search(question))
     matches = [
         m
         for m in pattern.finditer(sentence)
@@ -112,6 +119,10 @@ def short_answer(question: str, sentence: str) -> str:
         and _number_core(m.group()) not in lowered_question
         # A capital at the start of a sentence is no sign of a name.
         and not (pattern is _EN_NAME and m.start() == 0 and " " not in m.group().strip())
+        # "How many" is not answered by a bare year ("released in 2020").
+        and not (pattern in (_EN_NUMBER, _ZH_NUMBER) and _BARE_YEAR.fullmatch(m.group().strip()))
+        # "How much does it cost" is answered by an amount of money only.
+        and not (money and not _CURRENCY.search(m.group()))
     ]
     if not matches:
         return ""
@@ -152,6 +163,12 @@ def answer_pattern(question: str) -> re.Pattern[str] | None:
     if _EN_NUMBER_QUESTION.search(question):
         return _EN_NUMBER
     return _EN_NAME if _EN_NAME_QUESTION.search(question) else None
+
+
+def asks_date_or_number(question: str) -> bool:
+    """Whether ``question`` asks for a date or a number ("when", "多少"), not a name."""
+    pattern = answer_pattern(question)
+    return pattern is not None and pattern is not _EN_NAME
 
 
 def _number_core(expression: str) -> str:
