@@ -49,6 +49,7 @@ QUESTION_TERMS = frozenset(
     # Filler of questions asked in one's own words: "一般用在什么地方", "大概是怎样的".
     + ["一般", "地方", "大概", "主要", "通常", "具体", "到底", "说到底", "东西", "哪儿"]
     + ["怎么样", "样子", "干", "干嘛", "是不是", "吗", "呢", "么", "还是", "要", "得"]
+    + ["搞", "弄", "啥子", "说白了", "白", "哪家", "家"]
     + ["many", "much", "name", "named", "did", "does", "doe", "tell", "me", "about"]
 )
 # A heading's words count for a unit under it, but less than the unit's own: the

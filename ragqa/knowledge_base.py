@@ -488,6 +488,7 @@ class KnowledgeBase:
         if not group:
             return []
         from ragqa.lexical import tokenize
+        from ragqa.splitting import file_name_words
 
         texts = [
             chunk.index_text for item in group if item.vectors is None for chunk in item.chunks
@@ -519,6 +520,8 @@ class KnowledgeBase:
         documents, offset = [], 0
         for item in group:
             end = offset + len(item.chunks)
+            # Users call a document by its file's name ("the multilang PDF").
+            name = file_name_words(item.source)
             documents.append(
                 NewDocument(
                     source=item.source,
@@ -528,7 +531,7 @@ class KnowledgeBase:
                     vectors=item.vectors
                     if item.vectors is not None
                     else np.vstack([known[text_hash(c.index_text)] for c in item.chunks]),
-                    tokens=[tokenize(c.index_text) for c in item.chunks],
+                    tokens=[tokenize(f"{name}\n{c.index_text}") for c in item.chunks],
                     page_texts=item.page_texts,
                     unknown_shares=None if counts is None else shares[offset:end].tolist(),
                 )

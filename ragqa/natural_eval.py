@@ -234,11 +234,11 @@ def load_natural_set(path: str | Path, *, docs: str | Path | None = None) -> Nat
 def _question(item: Any, where: str, documents: Collection[str]) -> NaturalQuestion:
     if not isinstance(item, dict):
         raise ConfigError(f"{where} is not an object")
+    if isinstance(item.get("id"), str):
+        where = f"{where} ({item['id']!r})"
     missing = [key for key in ("id", "lang", "question", "kind", "key_facts") if key not in item]
     if missing:
         raise ConfigError(f"{where} lacks {', '.join(repr(key) for key in missing)}")
-    if isinstance(item["id"], str):
-        where = f"{where} ({item['id']!r})"
     ident = _string(item, "id", where, required=True)
     text = _string(item, "question", where, required=True)
     if not ident or not text.strip():

@@ -16,7 +16,8 @@ such block, so its chunks are what they were before blocks existed.
 
 Each chunk carries the path of headings above it (``Chunk.heading``), and what is
 embedded and indexed for it (``Chunk.index_text``) is that path followed by the
-chunk's text without its furniture lines, so that "BERT 的预训练任务" finds the item
+chunk's text without its furniture lines (the lexical index also gets the words of
+its file's name, :func:`file_name_words`), so that "BERT 的预训练任务" finds the item
 "MLM 和 NSP" under the heading "BERT". LangChain's splitters are not used: they lose
 exact offsets when chunks overlap and know no Chinese sentence ends.
 
@@ -38,7 +39,7 @@ from ragqa.sentences import sentence_spans
 from ragqa.structure import Block, heading_path, parse_blocks, repeated_lines
 from ragqa.types import Chunk, Page
 
-__all__ = ["sentence_spans", "split_into_chunks", "split_pages"]
+__all__ = ["file_name_words", "sentence_spans", "split_into_chunks", "split_pages"]
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _NON_SPACE = re.compile(r"\S")
@@ -122,7 +123,7 @@ def split_into_chunks(
         path = heading_path(text, blocks, start)
         heading = HEADING_SEPARATOR.join(path)
         body = _without_furniture(text, blocks, start, end)
-        indexed = f"{heading}\n{body}" if heading else body
+        indexed = "\n".join(part for part in (heading, body) if part)
         chunks.append(
             Chunk(
                 text[start:end],
@@ -135,6 +136,27 @@ def split_into_chunks(
             )
         )
     return chunks
+
+
+_DOCUMENT_SUFFIXES = (".pdf", ".txt", ".md", ".markdown", ".text")
+_NAME_SEPARATORS = re.compile(r"[\s_\-.]+")
+
+
+def file_name_words(source: str) -> str:
+    """The words of a document file's name, which users call it by ("the multilang
+    PDF"): added to the lexical terms of each of its chunks, not to what is embedded,
+    so that the same text in two files still shares one vector. Sources that are
+    not file paths (a dataset's paragraph ids) give "".
+
+    Example:
+        >>> file_name_words("/docs/pypdf__multilang.pdf"), file_name_words("squad#12")
+        ('pypdf multilang pdf', '')
+    """
+    lowered = source.lower()
+    if not lowered.endswith(_DOCUMENT_SUFFIXES):
+        return ""
+    name = re.split(r"[/\\]", source)[-1]
+    return " ".join(part for part in _NAME_SEPARATORS.split(name) if part)
 
 
 def split_pages(pages: Iterable[Page], *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:

@@ -104,6 +104,7 @@ _NUMBER = re.compile(r"[-+]?\(?\d[\d,，]*(?:\.\d+)?%?\)?")
 _DIGIT_RUN = re.compile(r"\d+")
 # A line of more space-separated cells than this is prose, not a table row.
 _MAX_ROW_CELLS = 30
+_MAX_ROW_CHARS = 160
 _CJK = re.compile(f"[{CJK_LETTERS}]")
 _LATIN_LOWER = re.compile(r"[a-z]")
 # Words that open a clause continuing what came before: no heading starts so.
@@ -373,6 +374,8 @@ def _heading_shaped(text: str) -> bool:
         return False
     if _CLAUSE_START.match(text):
         return False  # "其中V表示词典的大小" goes on from the line before
+    if len(_DIGIT_RUN.findall(text)) >= 3:
+        return False  # "Belgium 11.5 30,689 Brussels": data, not a heading
     if re.search(r"[:：]\s*\S", text) or "|" in text:
         return False
     if _CJK.search(text):
@@ -416,7 +419,9 @@ def _is_row(text: str) -> bool:
     if not 3 <= len(cells) <= _MAX_ROW_CELLS:
         return False
     numbers = sum(1 for cell in cells if _NUMBER.fullmatch(cell))
-    return numbers >= 2 and numbers >= 0.5 * len(cells)
+    # "Finland 5.5 338,424 Helsinki Finnish, Swedish": cells of words and numbers;
+    # a lone line like it is turned back into text (_lone_number_lines_are_text).
+    return numbers >= 2 and numbers >= 0.25 * len(cells) and len(text) <= _MAX_ROW_CHARS
 
 
 def _item_end(lines: Sequence[_Line | None], i: int, furniture: frozenset[str]) -> int:
@@ -552,7 +557,10 @@ def _mark_table_headers(text: str, blocks: list[Block]) -> list[Block]:
             and "\n" not in text[above.start : above.end]
         ):
             names = table_cells(text[above.start : above.end])
-            if len(names) == len(cells) >= 2 and not any(_NUMBER.fullmatch(n) for n in names):
+            # Cells split at spaces need not line up ("Area (km2)" is two words).
+            spaced = "|" not in text[block.start : block.end]
+            counts_fit = len(names) == len(cells) or (spaced and len(names) >= len(cells))
+            if counts_fit and len(names) >= 2 and not any(_NUMBER.fullmatch(n) for n in names):
                 out[i - 1] = Block("row", above.start, above.end, header=True)
     return out
 

@@ -134,8 +134,13 @@ def test_root_falls_back_to_the_sets_folder(tmp_path: Path, write_text):
     write_text("notes/tea.txt", TEA)
     write_text("notes/planets.md", PLANETS)
     path = tmp_path / "docs" / "mini.json"  # no pyproject.toml anywhere above
-    path.write_text(json.dumps({"root": ".", "documents": ["notes/tea.txt"], "questions": [
-        QUESTIONS[0]]}, ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {"root": ".", "documents": ["notes/tea.txt"], "questions": [QUESTIONS[0]]},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     assert load_natural_set(path).root == (tmp_path / "docs").resolve()
 
 
@@ -211,9 +216,7 @@ def test_key_fact_in_answer_ignores_citation_markers():
 
 def test_checks_of_an_answerable_question():
     sources = {"notes/tea.txt": "/d/notes/tea.txt", "notes/b.txt": "/d/notes/b.txt"}
-    right = Answer(
-        "陸羽寫的 [1]。", (cite("/d/notes/tea.txt", "陸羽撰寫了《茶經》"),)
-    )  # fmt: skip
+    right = Answer("陸羽寫的 [1]。", (cite("/d/notes/tea.txt", "陸羽撰寫了《茶經》"),))
     outcome = score_answer(question(), right, sources=sources)
     assert (outcome.key_fact_in_answer, outcome.right_file_cited) == (True, True)
     assert outcome.key_fact_in_cited_passage and not outcome.false_abstention
@@ -292,7 +295,8 @@ class ScriptedAnswers:
             "And why is it so hot?": Answer("Its thick atmosphere [1].", (cite(tea, TEA),)),
         }
 
-    def __call__(self, kb, text, history=None, **kwargs) -> Answer:  # noqa: ARG002
+    def ask(self, text: str, history=None, **kwargs) -> Answer:  # noqa: ARG002
+        # Set on the class as a bound method, so the knowledge base is not passed.
         self.calls.append((text, tuple(history or ())))
         default = Answer(no_answer_text(text), backend="extractive")
         answer = self.table.get(text, default)
@@ -303,7 +307,7 @@ def test_follow_ups_are_asked_after_their_history(
     natural_set: Path, hashing_settings: Settings, tmp_path: Path, monkeypatch
 ):
     scripted = ScriptedAnswers(tmp_path / "docs")
-    monkeypatch.setattr(KnowledgeBase, "ask", scripted)
+    monkeypatch.setattr(KnowledgeBase, "ask", scripted.ask)
     details = tmp_path / "details.jsonl"
     metrics = run_natural_eval(
         natural_set, settings=hashing_settings, show_progress=False, details=details
@@ -375,7 +379,7 @@ def test_each_pdf_gets_its_own_password(
         return original(kb, paths, pdf_password=pdf_password, **kwargs)
 
     monkeypatch.setattr(KnowledgeBase, "add", add)
-    monkeypatch.setattr(KnowledgeBase, "ask", ScriptedAnswers(tmp_path / "docs"))
+    monkeypatch.setattr(KnowledgeBase, "ask", ScriptedAnswers(tmp_path / "docs").ask)
     run_natural_eval(path, settings=hashing_settings, show_progress=False)
     assert seen == [("tea.txt", "secret"), ("planets.md", None)]
 
@@ -386,7 +390,7 @@ def test_each_pdf_gets_its_own_password(
 @pytest.fixture
 def cli_env(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("RAGQA_EMBEDDING_MODEL", "hashing:64")
-    monkeypatch.setattr(KnowledgeBase, "ask", ScriptedAnswers(tmp_path / "docs"))
+    monkeypatch.setattr(KnowledgeBase, "ask", ScriptedAnswers(tmp_path / "docs").ask)
 
 
 @pytest.mark.usefixtures("cli_env")
@@ -403,10 +407,19 @@ def test_cli_routes_a_natural_set(natural_set: Path, tmp_path: Path):
     table = CliRunner().invoke(cli, args[:-1])
     assert table.exit_code == 0, table.output
     assert "4 questions (3 answerable, 1 unanswerable)" in table.stdout
-    rows = {line.split()[0] + " " + line.split()[1]: line for line in table.stdout.splitlines()
-            if line.startswith(("lang ", "kind "))}  # fmt: skip
-    assert set(rows) == {"lang en", "lang zh", "kind direct", "kind paraphrase",
-                         "kind followup", "kind unanswerable"}  # fmt: skip
+    rows = {
+        line.split()[0] + " " + line.split()[1]: line
+        for line in table.stdout.splitlines()
+        if line.startswith(("lang ", "kind "))
+    }
+    assert set(rows) == {
+        "lang en",
+        "lang zh",
+        "kind direct",
+        "kind paraphrase",
+        "kind followup",
+        "kind unanswerable",
+    }
     assert rows["lang zh"].split()[2:5] == ["1", "1.000", "1.000"]
 
 
@@ -420,8 +433,9 @@ def test_cli_docs_option_overrides_the_root(repo: Path, tmp_path: Path):
 
 
 @pytest.mark.usefixtures("cli_env")
-@pytest.mark.parametrize("option", [["-k", "5"], ["--answers"], ["--subset", "tune"],
-                                    ["--limit", "2"], ["-k", "10"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "option", [["-k", "5"], ["--answers"], ["--subset", "tune"], ["--limit", "2"], ["-k", "10"]]
+)
 def test_cli_refuses_squad_options_for_a_natural_set(natural_set: Path, option: list[str]):
     result = CliRunner().invoke(cli, ["eval", str(natural_set), *option])
     assert result.exit_code == 2

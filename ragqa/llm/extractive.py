@@ -80,6 +80,9 @@ _OTHER_ENTITY_FACTOR = 0.5
 _SAME_ENTITY_FACTOR = 1.25
 # A unit that does not name the entity the question asks about at all.
 _UNNAMED_ENTITY_FACTOR = 0.6
+# ... and one that does not name a model without a version number (PaLM, BERT):
+# ranked lower, but not ruled out as an answer.
+_UNNAMED_NAME_FACTOR = 0.7
 # A table row that the question does not name (no term in its own cells).
 _UNNAMED_ROW_FACTOR = 0.3
 # A heading names a topic; it answers only when nothing under it does, and then
@@ -98,6 +101,13 @@ _REFERS_BACK = re.compile(
 )
 # The coverage a unit without the asked-for number or date needs to be quoted.
 _UNTYPED_MIN_COVERAGE = 0.6
+# Words that name the kind of answer wanted ("哪家公司" is answered by "Google"),
+# which the answer itself need not contain.
+_ANSWER_TYPES = frozenset(
+    ["公司", "机构", "组织", "团队", "人", "国家", "城市", "年", "年份", "时间", "时候"]
+    + ["方法", "办法", "方式", "内容", "部分", "原因", "作用", "用途", "区别", "不同"]
+    + ["company", "organization", "person", "year", "time", "place", "way", "reason"]
+)
 # How much a unit that starts with the question's words gains, at most.
 _LEAD_BOOST = 0.4
 # Sentences shorter than this (characters) are quoted with the one after them.
@@ -154,6 +164,7 @@ class _Candidate:
     row_cells: list[str] = field(default_factory=list)
     header_cells: list[str] = field(default_factory=list)
     header: bool = False  # the row that names a table's columns
+    header_text: str = ""  # that row's text, for the rows under it
     score: float = 0.0
     coverage: float = 0.0
 
@@ -226,7 +237,9 @@ class ExtractiveAnswerer:
         entities = _entities(question)
         # The question's terms beyond the names it mentions: what it asks about them.
         named = set(tokenize(" ".join(entities)))
-        content = {t for t in query if t not in named and not t.isdigit()}
+        content = {
+            t for t in query if t not in named and not t.isdigit() and t not in _ANSWER_TYPES
+        }
         language = detect_language(question)
         asks_title = bool(_TITLE_QUESTION.search(question))
         for candidate in candidates:
@@ -239,7 +252,7 @@ class ExtractiveAnswerer:
                 candidate.score *= self.typed_boost
             factor = _entity_factor(entities, candidate.subject, candidate.text)
             candidate.score *= factor
-            if factor < 1.0:
+            if factor <= _UNNAMED_ENTITY_FACTOR:
                 # About another model, or none: it may be no answer at all.
                 candidate.coverage *= factor
             if candidate.kind == "row" and not set(candidate.terms) & set(query):
@@ -313,6 +326,10 @@ class ExtractiveAnswerer:
             # Gold answers, and most readers, want "1889 [1]" rather than a sentence
             # for a when / how many / who question; the sentence is in the citation.
             text = _with_citation(short, source.number)
+        elif best.kind == "row" and best.header_text and not best.header:
+            # A row whose cells cannot be told apart by column: quoted under its
+            # header, so that each value can be read against its column's name.
+            text = _with_citation(f"{best.header_text}: {best.text}", best.number)
         else:
             text = " ".join(_with_citation(s.text, s.number) for s in sentences)
         return Extraction(text=text, sentences=sentences, short_answer=short, found=True)
@@ -352,9 +369,14 @@ class ExtractiveAnswerer:
 
 def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
     out = []
+    from ragqa.splitting import file_name_words
+
     for rank, hit in enumerate(hits):
         heading = hit.heading.split(" › ")[-1] if hit.heading else ""
-        heading_terms = set(tokenize(hit.heading)) if hit.heading else set()
+        # The headings above the passage and its file's name ("the issue-297 PDF")
+        # say what each of its units is about.
+        about = f"{file_name_words(hit.source)}\n{hit.heading}"
+        heading_terms = set(tokenize(about))
         previous: _Candidate | None = None
         for unit in units(hit.text):
             candidate = _candidate(hit, rank, unit, heading)
@@ -364,7 +386,7 @@ def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
                 # A heading inside the chunk heads the units after it, as the
                 # headings above the chunk head all of them.
                 heading = candidate.text
-                heading_terms = set(tokenize(hit.heading)) | set(candidate.terms)
+                heading_terms = set(tokenize(about)) | set(candidate.terms)
                 previous = candidate
                 out.append(candidate)
                 continue
@@ -428,6 +450,7 @@ def _candidate(hit: Hit, rank: int, unit: object, heading: str) -> _Candidate | 
         row_cells=row_cells,
         header_cells=header_cells,
         header=unit.kind == "row" and unit.table_header == text[unit.start : unit.end],
+        header_text=" ".join(unit.table_header.split()) if unit.kind == "row" else "",
     )
 
 
@@ -508,7 +531,7 @@ def _entity_factor(asked: set[str], subject: str, text: str) -> float:
     # transformer" may hold for BERT, but a fact about GPT-2 is no fact about GPT-3.
     if any(any(c.isdigit() for c in a) for a in asked):
         return _UNNAMED_ENTITY_FACTOR
-    return 1.0
+    return _UNNAMED_NAME_FACTOR
 
 
 def _table_cell(query: Sequence[str], row: _Candidate) -> str:

@@ -125,7 +125,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL,
     unknown REAL,  -- the share of [UNK] tokens; NULL when the embedder cannot tell
     generation INTEGER NOT NULL DEFAULT 0,  -- of the commit that stored the chunk
-    heading TEXT  -- the path of headings above the chunk (ragqa.structure)
+    heading TEXT,  -- the path of headings above the chunk (ragqa.structure)
+    index_hash TEXT  -- text_hash of what was embedded (Chunk.index_text); NULL: text
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 -- The change log's other half: which chunks each commit deleted (see the module
@@ -811,21 +812,28 @@ class LocalStore(Store):
             ).fetchone()
 
     def known_vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """Vectors already stored for chunk texts with these hashes.
+        """Vectors already stored for embedded texts (``Chunk.index_text``) with these hashes.
 
         Re-ingesting an edited file mostly re-embeds text the store has seen; looking
-        it up here is far cheaper than running the model again.
+        it up here is far cheaper than running the model again. Chunks stored before
+        the index text existed were embedded from their text, so their text hash
+        serves.
         """
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, np.ndarray] = {}
+        queries = (
+            "SELECT index_hash, vector FROM chunks WHERE index_hash IN ({marks})",
+            "SELECT text_hash, vector FROM chunks WHERE index_hash IS NULL "
+            "AND text_hash IN ({marks})",
+        )
         with self._lock:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for key, blob in self._conn.execute(
-                    f"SELECT text_hash, vector FROM chunks WHERE text_hash IN ({marks})", part
-                ):
-                    found.setdefault(key, np.frombuffer(blob, dtype=np.float32))
+            for query in queries:
+                missing = [h for h in wanted if h not in found]
+                for start in range(0, len(missing), 500):
+                    part = missing[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    for key, blob in self._conn.execute(query.format(marks=marks), part):
+                        found.setdefault(key, np.frombuffer(blob, dtype=np.float32))
         return found
 
     def _rows_by_id(self, select: str, ids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
@@ -1040,20 +1048,21 @@ class LocalStore(Store):
                 ):
                     cur = conn.execute(
                         'INSERT INTO chunks(doc_id, page, start, "end", text, text_hash, '
-                        "tokens, vector, unknown, generation, heading) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "tokens, vector, unknown, generation, heading, index_hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             doc_id,
                             chunk.page,
                             chunk.start,
                             chunk.end,
                             chunk.text,
-                            text_hash(chunk.index_text),
+                            text_hash(chunk.text),
                             " ".join(tokens),
                             vector.tobytes(),
                             None if share is None else float(share),
                             generation,
                             chunk.heading,
+                            text_hash(chunk.index_text),
                         ),
                     )
                     ids.append(cur.lastrowid)
@@ -1125,6 +1134,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE chunks ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
     if not _has_column(conn, "chunks", "heading"):
         conn.execute("ALTER TABLE chunks ADD COLUMN heading TEXT")
+    if not _has_column(conn, "chunks", "index_hash"):
+        conn.execute("ALTER TABLE chunks ADD COLUMN index_hash TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_index_hash ON chunks(index_hash)")
     conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_generation ON chunks(generation)")
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) "
