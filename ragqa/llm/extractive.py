@@ -58,7 +58,7 @@ from ragqa.lang import detect_language
 from ragqa.lexical import tokenize
 from ragqa.llm.short_answers import answer_pattern, asks_date_or_number, short_answer
 from ragqa.prompting import no_answer_text
-from ragqa.structure import table_cells, units
+from ragqa.structure import Unit, table_cells, units
 from ragqa.tokenizer import words
 from ragqa.types import Hit
 
@@ -400,11 +400,8 @@ def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
     return out
 
 
-def _candidate(hit: Hit, rank: int, unit: object, heading: str) -> _Candidate | None:
+def _candidate(hit: Hit, rank: int, unit: Unit, heading: str) -> _Candidate | None:
     """One unit of ``hit`` as a candidate answer, or None if it has no terms."""
-    from ragqa.structure import Unit
-
-    assert isinstance(unit, Unit)
     text = hit.text
     start, end = unit.start, unit.end
     weak: set[str] = set()

@@ -207,7 +207,7 @@ def test_a_question_about_real_notes_shows_the_fact_and_its_highlight(
             expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible(timeout=SLOW_MS)
             page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(notes))
             sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("llm-application-paradigms.txt")).to_be_visible(
+            expect(sidebar.get_by_text("llm-application-paradigms.txt").first).to_be_visible(
                 timeout=SLOW_MS
             )
             chat_input = page.get_by_test_id("stChatInputTextArea")
@@ -215,7 +215,7 @@ def test_a_question_about_real_notes_shows_the_fact_and_its_highlight(
             chat_input.press("Enter")
             answer = page.get_by_test_id("stChatMessage").nth(1)
             expect(answer).to_contain_text("函数调用", timeout=SLOW_MS)
-            answer.get_by_test_id("stExpander").first.click()
+            answer.get_by_test_id("stExpander").first.locator("summary").click()
             cited = answer.locator("mark.ragqa-cited")
             expect(cited.first).to_be_visible()
             expect(cited.first).to_contain_text("函数调用")
