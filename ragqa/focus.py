@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragqa.lang import CJK_LETTERS
-from ragqa.structure import Unit, units
+from ragqa.structure import Unit, parse_blocks, units
 from ragqa.types import Hit
 
 __all__ = ["QUESTION_TERMS", "FocusedUnit", "QueryTerms", "focus", "match_text"]
@@ -75,10 +75,29 @@ def match_text(text: str) -> str:
     return to_simplified(text.casefold())
 
 
+# A sentence for scoring: up to a Chinese end mark, or an ASCII one before a space.
+# Cruder than ragqa.sentences (no abbreviations, no closing quotes), and much faster:
+# this runs on ten chunks of every query, and only ranks them.
+_QUICK_SENTENCE = re.compile(
+    r"[^。！？；!?.]*(?:[。！？；!?]+|\.(?=\s|$)|\.(?!\s)[^。！？；!?.]*)*"
+)
+
+
 @functools.lru_cache(maxsize=4096)
 def _prepared(text: str) -> tuple[str, tuple[Unit, ...]]:
     """A chunk's matching text and units, kept for the chunks seen most recently."""
-    return match_text(text), tuple(units(text))
+    blocks = parse_blocks(text)
+    if len(blocks) != 1 or blocks[0].kind != "text":
+        return match_text(text), tuple(units(text, blocks))
+    # One paragraph of prose, as most chunks of running text are: its sentences.
+    quick = []
+    for match in _QUICK_SENTENCE.finditer(text):
+        piece = match.group()
+        stripped = piece.strip()
+        if stripped:
+            start = match.start() + piece.index(stripped[0])
+            quick.append(Unit("text", start, start + len(stripped)))
+    return match_text(text), tuple(quick)
 
 
 @dataclass(frozen=True)

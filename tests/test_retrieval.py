@@ -283,13 +283,21 @@ def test_the_relevance_gate_reads_stored_terms_instead_of_tokenizing_hits(
     make_kb, write_text, monkeypatch
 ):
     import ragqa.lexical
+    from ragqa.splitting import file_name_words
 
     kb = make_kb()
     kb.add([write_text("tea.md", TEA), write_text("planets.md", PLANETS)])
     hits = kb._retriever.search("Which tea comes from Nantou?", 3, mode="lexical")
     assert hits
     stored = kb.store.chunk_terms([h.chunk_id for h in hits])
-    assert stored == {h.chunk_id: ragqa.lexical.tokenize(h.text) for h in hits}
+    # A chunk's terms are its file name's, its headings' and its text's.
+    name = {h.chunk_id: file_name_words(h.source) for h in hits}
+    assert stored == {
+        h.chunk_id: ragqa.lexical.tokenize(
+            "\n".join(p for p in (name[h.chunk_id], h.heading, h.text) if p)
+        )
+        for h in hits
+    }
 
     real_tokenize = ragqa.lexical.tokenize
     tokenized: list[str] = []

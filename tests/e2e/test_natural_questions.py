@@ -76,7 +76,9 @@ def notes_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_enough_questions_are_chosen():
     assert DATASET.is_file(), f"{DATASET} is missing"
-    assert len(CHOSEN) == len(ASKED), f"only {len(CHOSEN)} Chinese notes questions in {DATASET.name}"
+    assert len(CHOSEN) == len(ASKED), (
+        f"only {len(CHOSEN)} Chinese notes questions in {DATASET.name}"
+    )
 
 
 @pytest.mark.parametrize("question", CHOSEN, ids=[q["id"] for q in CHOSEN])
