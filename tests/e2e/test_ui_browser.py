@@ -202,16 +202,17 @@ def test_a_question_about_real_notes_shows_the_fact_and_its_highlight(
             executable_path=chromium, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
             page.goto(app_url)
             expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible(timeout=SLOW_MS)
             page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(notes))
             sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("llm-application-paradigms.txt").first).to_be_visible(
+            # The ingest's own message, not the uploader's list of the file.
+            expect(sidebar.get_by_text("llm-application-paradigms.txt: added")).to_be_visible(
                 timeout=SLOW_MS
             )
             chat_input = page.get_by_test_id("stChatInputTextArea")
-            chat_input.fill("大模型不会用工具的话，用什么办法解决？")
+            chat_input.fill("LLM 不会用工具怎么办？")
             chat_input.press("Enter")
             answer = page.get_by_test_id("stChatMessage").nth(1)
             expect(answer).to_contain_text("函数调用", timeout=SLOW_MS)
