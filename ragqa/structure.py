@@ -46,6 +46,7 @@ from ragqa.sentences import sentence_spans
 
 __all__ = [
     "BLOCK_KINDS",
+    "ITEM_MARKER",
     "Block",
     "Unit",
     "heading_path",
@@ -65,6 +66,8 @@ _BULLET = re.compile(
     r"|[(（](?:\d{1,3}|[a-zA-Z一二三四五六七八九十])[)）]\s*"
     r"|[①-⑳⑴-⒇]\s*"
 )
+# The public name: the answerer takes a list item's marker off what it quotes.
+ITEM_MARKER = _BULLET
 _MARKDOWN_HEADING = re.compile(r"(#{1,6})\s+\S")
 _ZH_NUMBERED_HEADING = re.compile(
     r"(?:[一二三四五六七八九十]{1,3}[、．.]|第[一二三四五六七八九十百\d]{1,4}[章节節部篇回讲講课課])"

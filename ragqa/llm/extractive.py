@@ -58,18 +58,13 @@ from ragqa.lang import detect_language
 from ragqa.lexical import tokenize
 from ragqa.llm.short_answers import answer_pattern, asks_date_or_number, short_answer
 from ragqa.prompting import no_answer_text
-from ragqa.structure import Unit, table_cells, units
+from ragqa.structure import ITEM_MARKER, Unit, table_cells, units
 from ragqa.tokenizer import words
 from ragqa.types import Hit
 
 __all__ = ["ExtractedSentence", "Extraction", "ExtractiveAnswerer", "short_answer"]
 
 _TERMINAL = ".。!！?？;；…"
-# A list item's marker, taken off the quoted answer: "- ", "• ", "3.", "(2)", "①".
-_ITEM_MARKER = re.compile(
-    r"\s*(?:[-*+•·‧●○◦▪▫■□◆◇►▶➢✓✔→]|(?:\d{1,3}|[a-zA-Z])[.．、)）](?!\d)"
-    r"|[(（](?:\d{1,3}|[a-zA-Z一二三四五六七八九十])[)）]|[①-⑳⑴-⒇])\s*"
-)
 # A named thing: a model, product or acronym (BERT, GPT-3, T5, LLaMA, ChatGLM-6B).
 _ENTITY = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
 # How much the words of a unit's heading path, of a Q&A item's answer half and of a
@@ -413,11 +408,11 @@ def _candidate(hit: Hit, rank: int, unit: Unit, heading: str) -> _Candidate | No
         answer_terms = tokenize(text[unit.answer_start : end])
         weak = set(answer_terms) - set(terms)
         terms = terms + answer_terms
-        subject = _ITEM_MARKER.sub("", question_half, count=1)
+        subject = ITEM_MARKER.sub("", question_half, count=1)
         start = unit.answer_start  # quote the answer only
     else:
         if unit.kind == "item":
-            marker = _ITEM_MARKER.match(text, start, end)
+            marker = ITEM_MARKER.match(text, start, end)
             if marker and marker.end() < end:
                 start = marker.end()
         terms = tokenize(text[start:end])
