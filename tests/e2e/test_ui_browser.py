@@ -11,6 +11,7 @@ own download. Without it the test fails in CI (``CI`` set) and skips elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +53,26 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where a test saves its screenshots (printed, to look at when a step fails)."""
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    print(f"screenshots in {shots}")
+    return shots
+
+
+@contextlib.contextmanager
+def launched(playwright: Any, chromium: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, closed however the test ends."""
+    browser = playwright.chromium.launch(
+        executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def free_port() -> int:
@@ -125,65 +147,57 @@ def test_upload_ask_and_see_the_source_in_a_browser(chromium, app_url, tmp_path)
     from playwright.sync_api import expect, sync_playwright
 
     pdf = make_pdf(tmp_path / "island-facts.pdf")
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    print(f"screenshots in {shots}")
+    shots = screenshots(tmp_path)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+    with sync_playwright() as playwright, launched(playwright, chromium) as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        page.goto(app_url)
+        expect(page.get_by_role("heading", name="Ask your documents")).to_be_visible(
+            timeout=SLOW_MS
         )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
-            page.goto(app_url)
-            expect(page.get_by_role("heading", name="Ask your documents")).to_be_visible(
-                timeout=SLOW_MS
-            )
-            expect(page.get_by_text("Knowledge base “default”: 0 documents")).to_be_visible(
-                timeout=SLOW_MS
-            )
-            expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible()
-            expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible()
-            page.screenshot(path=shots / "1-start.png", full_page=True, animations="disabled")
+        expect(page.get_by_text("Knowledge base “default”: 0 documents")).to_be_visible(
+            timeout=SLOW_MS
+        )
+        expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible()
+        expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible()
+        page.screenshot(path=shots / "1-start.png", full_page=True, animations="disabled")
 
-            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(pdf))
-            sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("island-facts.pdf: added")).to_be_visible(timeout=SLOW_MS)
-            expect(page.get_by_text("Knowledge base “default”: 1 document,")).to_be_visible()
-            page.screenshot(path=shots / "2-ingested.png", full_page=True, animations="disabled")
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(pdf))
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_text("island-facts.pdf: added")).to_be_visible(timeout=SLOW_MS)
+        expect(page.get_by_text("Knowledge base “default”: 1 document,")).to_be_visible()
+        page.screenshot(path=shots / "2-ingested.png", full_page=True, animations="disabled")
 
-            chat_input = page.get_by_test_id("stChatInputTextArea")
-            chat_input.fill(QUESTION)
-            chat_input.press("Enter")
-            answer = page.get_by_test_id("stChatMessage").nth(1)
-            expect(answer).to_contain_text("Mara Velez", timeout=SLOW_MS)
-            expect(answer).to_contain_text("[1]")
-            page.screenshot(path=shots / "3-answer.png", full_page=True, animations="disabled")
+        chat_input = page.get_by_test_id("stChatInputTextArea")
+        chat_input.fill(QUESTION)
+        chat_input.press("Enter")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text("Mara Velez", timeout=SLOW_MS)
+        expect(answer).to_contain_text("[1]")
+        page.screenshot(path=shots / "3-answer.png", full_page=True, animations="disabled")
 
-            answer.get_by_text("Sources (1)").click()
-            source = answer.get_by_text("[1] island-facts.pdf, page 2")
-            expect(source).to_be_visible()
-            cited = answer.locator("mark.ragqa-cited")
-            expect(cited.first).to_contain_text("Mara Velez")
-            expect(cited.first).to_be_visible()
-            expect(answer.get_by_test_id("stExpanderDetails")).to_be_visible()
-            page.screenshot(path=shots / "4-sources.png", full_page=True, animations="disabled")
+        answer.get_by_text("Sources (1)").click()
+        source = answer.get_by_text("[1] island-facts.pdf, page 2")
+        expect(source).to_be_visible()
+        cited = answer.locator("mark.ragqa-cited")
+        expect(cited.first).to_contain_text("Mara Velez")
+        expect(cited.first).to_be_visible()
+        expect(answer.get_by_test_id("stExpanderDetails")).to_be_visible()
+        page.screenshot(path=shots / "4-sources.png", full_page=True, animations="disabled")
 
-            # No traceback or exception box anywhere on the page.
-            expect(page.get_by_test_id("stException")).to_have_count(0)
-            assert "Traceback" not in page.content()
+        # No traceback or exception box anywhere on the page.
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        assert "Traceback" not in page.content()
 
-            # A browser that prefers Chinese gets the Chinese page by default.
-            zh = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-TW")
-            zh.goto(app_url)
-            expect(zh.get_by_role("heading", name="向文件提問")).to_be_visible(timeout=SLOW_MS)
-            expect(zh.get_by_text("知識庫「default」：1 份文件")).to_be_visible()
-            expect(zh.get_by_test_id("stChatInputTextArea")).to_have_attribute(
-                "placeholder", "針對文件提出問題"
-            )
-            zh.screenshot(path=shots / "5-chinese.png", full_page=True, animations="disabled")
-        finally:
-            browser.close()
+        # A browser that prefers Chinese gets the Chinese page by default.
+        zh = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-TW")
+        zh.goto(app_url)
+        expect(zh.get_by_role("heading", name="向文件提問")).to_be_visible(timeout=SLOW_MS)
+        expect(zh.get_by_text("知識庫「default」：1 份文件")).to_be_visible()
+        expect(zh.get_by_test_id("stChatInputTextArea")).to_have_attribute(
+            "placeholder", "針對文件提出問題"
+        )
+        zh.screenshot(path=shots / "5-chinese.png", full_page=True, animations="disabled")
 
 
 def test_a_question_about_real_notes_shows_the_fact_and_its_highlight(
@@ -194,36 +208,28 @@ def test_a_question_about_real_notes_shows_the_fact_and_its_highlight(
     from playwright.sync_api import expect, sync_playwright
 
     notes = shared_data / "notes" / "llm-application-paradigms.txt"
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    print(f"screenshots in {shots}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+    shots = screenshots(tmp_path)
+    with sync_playwright() as playwright, launched(playwright, chromium) as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        page.goto(app_url)
+        expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible(timeout=SLOW_MS)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(notes))
+        sidebar = page.get_by_test_id("stSidebar")
+        # The ingest's own message, not the uploader's list of the file.
+        expect(sidebar.get_by_text("llm-application-paradigms.txt: added")).to_be_visible(
+            timeout=SLOW_MS
         )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
-            page.goto(app_url)
-            expect(page.get_by_test_id("stFileUploaderDropzone")).to_be_visible(timeout=SLOW_MS)
-            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(notes))
-            sidebar = page.get_by_test_id("stSidebar")
-            # The ingest's own message, not the uploader's list of the file.
-            expect(sidebar.get_by_text("llm-application-paradigms.txt: added")).to_be_visible(
-                timeout=SLOW_MS
-            )
-            chat_input = page.get_by_test_id("stChatInputTextArea")
-            chat_input.fill("LLM 不会用工具怎么办？")
-            chat_input.press("Enter")
-            answer = page.get_by_test_id("stChatMessage").nth(1)
-            expect(answer).to_contain_text("函数调用", timeout=SLOW_MS)
-            answer.get_by_test_id("stExpander").first.locator("summary").click()
-            cited = answer.locator("mark.ragqa-cited")
-            expect(cited.first).to_be_visible()
-            expect(cited.first).to_contain_text("函数调用")
-            # The mark is the table row the answer quotes, not the whole chunk.
-            marked = cited.first.inner_text()
-            assert len(marked) < 80, marked
-            page.screenshot(path=shots / "notes-answer.png", full_page=True, animations="disabled")
-            expect(page.get_by_test_id("stException")).to_have_count(0)
-        finally:
-            browser.close()
+        chat_input = page.get_by_test_id("stChatInputTextArea")
+        chat_input.fill("LLM 不会用工具怎么办？")
+        chat_input.press("Enter")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text("函数调用", timeout=SLOW_MS)
+        answer.get_by_test_id("stExpander").first.locator("summary").click()
+        cited = answer.locator("mark.ragqa-cited")
+        expect(cited.first).to_be_visible()
+        expect(cited.first).to_contain_text("函数调用")
+        # The mark is the table row the answer quotes, not the whole chunk.
+        marked = cited.first.inner_text()
+        assert len(marked) < 80, marked
+        page.screenshot(path=shots / "notes-answer.png", full_page=True, animations="disabled")
+        expect(page.get_by_test_id("stException")).to_have_count(0)
