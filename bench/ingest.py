@@ -67,8 +67,7 @@ def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, A
         kb.embedder.embed(["warm up"])  # loads torch and the model (not the query encoder)
         tokenize("暖身 warm up")  # loads jieba's dictionary
         model_load_s = time.perf_counter() - load_started
-        batch_model = getattr(kb.embedder, "batch_model", None)
-        precision = str(next(batch_model.parameters()).dtype) if batch_model else "-"
+        precision = str(getattr(kb.embedder, "batch_precision", "-"))
 
         def ingest() -> tuple[float, Any]:
             started = time.perf_counter()
@@ -92,7 +91,7 @@ def _ragqa_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, A
             "chunks": len(kb),
             "pages": sum(f.pages for f in ok),
             "model_load_s": model_load_s,
-            "precision": precision.removeprefix("torch."),
+            "precision": precision,
             "workers": kb.embedder.workers,
             # What the indexes hold in memory: FAISS and BM25 are loaded whole (a
             # checkpoint is written first; small ingests do not write one).

@@ -331,6 +331,36 @@ def info(kb_dir: str, as_json: bool) -> None:
 
 
 @cli.command()
+@kb_option
+@click.option(
+    "--embedding-model",
+    required=True,
+    help="The model to re-embed with, e.g. multilingual-e5-small.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def reindex(kb_dir: str, embedding_model: str, as_json: bool, quiet: bool) -> None:
+    """Re-embed a knowledge base with another embedding model, in place.
+
+    The stored pages are split and embedded again; no file is read again. The old
+    knowledge base stays as it was until the new one is complete.
+    """
+    from ragqa.reindex import reindex as run_reindex
+
+    with ingest_progress(quiet or as_json) as on_progress:
+        report = run_reindex(kb_dir, embedding_model, settings=_settings(), progress=on_progress)
+    if as_json:
+        click.echo(json.dumps(asdict(report), ensure_ascii=False, indent=2))
+        return
+    click.echo(
+        f"Re-embedded {report.documents} documents ({report.chunks} chunks) of {kb_dir} "
+        f"with {report.embedding_model} (was {report.old_model}) in {report.seconds:.1f} s."
+    )
+    for source in report.skipped:
+        click.echo(f"Skipped {source}: no stored text to split.", err=True)
+
+
+@cli.command()
 @click.argument("path")
 @kb_option
 def remove(path: str, kb_dir: str) -> None:

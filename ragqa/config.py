@@ -33,7 +33,7 @@ RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
 # How questions are embedded (see Settings.query_backend).
 QUERY_BACKENDS = ("auto", "onnx-fp32", "torch")
 # How chunks are embedded (see Settings.embedding_precision).
-EMBEDDING_PRECISIONS = ("auto", "float32", "bfloat16")
+EMBEDDING_PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 LLM_BACKENDS = ("extractive", "openai", "ollama", "llamacpp", "fake")
 
 
@@ -60,7 +60,9 @@ class Settings:
     # model on a CPU that multiplies bfloat16 in hardware (Intel AMX, or AVX-512 BF16
     # as on AMD Zen 4), 2 to 3.5x faster at a cosine of 0.9998 or more to float32
     # (checked on load; see ragqa/embeddings/sentence_transformers.py), and float32
-    # anywhere else.
+    # anywhere else. "int8" embeds chunks with the int8 ONNX graph that questions
+    # use, without torch; for multilingual-e5-small, "auto" means that (see
+    # ragqa/embeddings/e5.py for why and what it costs).
     embedding_precision: str = "auto"
     # How questions are embedded: "auto" runs a cached ONNX export of the model in
     # ONNX Runtime with int8 weights when it can (3.5x faster than torch for one

@@ -156,9 +156,9 @@ class KnowledgeBase:
             if wanted is not None and wanted != store.embedding_model:
                 raise IndexMismatchError(
                     f"{directory} was built with embedding model {store.embedding_model!r} "
-                    f"({store.dimension} dimensions), not {wanted!r}. Open it without "
-                    "choosing a model, or build a new knowledge base with the new model: "
-                    f"`ragqa ingest SOURCES --kb NEW_DIR --embedding-model {wanted}`"
+                    f"({store.dimension} dimensions), not {wanted!r}: their vectors cannot "
+                    "be mixed. Open it without choosing a model, or re-embed it with the "
+                    f"new one: `ragqa reindex --kb {directory} --embedding-model {wanted}`"
                 )
             if embedder is not None and embedder.dimension != store.dimension:
                 raise IndexMismatchError(

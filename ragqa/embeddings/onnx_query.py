@@ -41,6 +41,7 @@ import os
 import shutil
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ class OnnxQueryEncoder:
         self._lower = bool(spec.get("lowercase", False))
         self.dimension = int(spec["dimension"])
         self._unk_id = spec.get("unk_id")
+        self._pad_id = int(spec.get("pad_id") or 0)
 
     @classmethod
     def load(cls, directory: Path, *, int8: bool = False) -> OnnxQueryEncoder | None:
@@ -176,6 +178,43 @@ class OnnxQueryEncoder:
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector
 
+    def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of many texts in one run, padded to the longest of them.
+
+        This is how ``RAGQA_EMBEDDING_PRECISION=int8`` embeds chunks (see
+        ``SentenceTransformerEmbedder``). Padded positions are masked out of
+        attention and of the mean.
+        """
+        encodings = self._tokenizer.encode_batch([self._prepare(t) for t in texts])
+        width = max(len(e.ids) for e in encodings)
+        columns = {name: np.zeros((len(texts), width), dtype=np.int64) for name in _INPUTS}
+        columns["input_ids"].fill(self._pad_id)
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            columns["input_ids"][row, :n] = e.ids
+            columns["attention_mask"][row, :n] = e.attention_mask
+            columns["token_type_ids"][row, :n] = e.type_ids
+        hidden = self._session.run(None, {name: columns[name] for name in self._inputs})[0]
+        if self._pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            mask = columns["attention_mask"][..., None].astype(np.float32)
+            vectors = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+        vectors = vectors.astype(np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in tokens as :meth:`encode_batch` sees it (truncated)."""
+        return [len(e.ids) for e in self._tokenizer.encode_batch([self._prepare(t) for t in texts])]
+
+    def unknown_token_counts(self, texts: Sequence[str]) -> tuple[list[int], list[int]] | None:
+        """:meth:`unknown_token_count` for many texts at once."""
+        if self._unk_id is None:
+            return None
+        rows = [e.ids for e in self._counting.encode_batch(list(texts), add_special_tokens=False)]
+        return [sum(1 for i in ids if i == self._unk_id) for ids in rows], [len(r) for r in rows]
+
     def unknown_token_count(self, text: str) -> tuple[int, int] | None:
         """``([UNK] tokens, tokens)`` of ``text`` without special tokens or
         truncation, as the torch embedder counts them; ``None`` without an unk id."""
@@ -216,6 +255,7 @@ def _plan(model: Any) -> dict[str, Any] | None:
         "max_length": int(model.max_seq_length or 512),
         "lowercase": bool(getattr(transformer, "do_lower_case", False)),
         "unk_id": getattr(tokenizer, "unk_token_id", None),
+        "pad_id": getattr(tokenizer, "pad_token_id", None),
     }
 
 
@@ -283,6 +323,7 @@ def export_query_encoder(
             "max_length": plan["max_length"],
             "lowercase": plan["lowercase"],
             "unk_id": plan["unk_id"],
+            "pad_id": plan["pad_id"],
             "dimension": len(reference[0]),
             "int8": False,
         }

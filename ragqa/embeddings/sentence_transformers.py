@@ -8,7 +8,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,6 +248,67 @@ def _pad_to_multiple(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | No
 MAX_CPU_WORKERS = 4
 
 
+class _OnnxWorkers:
+    """The int8 ONNX graph, loaded once for each thread that embeds batches
+    (``precision="int8"``).
+
+    Each copy runs its operators on one thread, and ``embed`` runs one batch per
+    core, as :class:`_Replicas` does for torch: measured on 2 cores with
+    multilingual-e5-small over 200 DRCD chunks, 21.5 chunks/s against 17.6 for one
+    copy on two threads. Each needs a tokenizer of its own for the same reason.
+    """
+
+    def __init__(self, directory: Path, threads: int) -> None:
+        from ragqa.embeddings.onnx_query import OnnxQueryEncoder
+
+        self.workers = max(1, min(MAX_CPU_WORKERS, threads))
+        self._free: queue.SimpleQueue[OnnxQueryEncoder] = queue.SimpleQueue()
+        for _ in range(self.workers):
+            encoder = OnnxQueryEncoder.load(directory, int8=True)
+            if encoder is None:
+                raise ConfigError(f"the int8 ONNX graph in {directory} cannot be loaded")
+            self._free.put(encoder)
+        self._counting = OnnxQueryEncoder.load(directory, int8=True)
+        self._counting_lock = threading.Lock()
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        with self._counting_lock:
+            return self._counting.token_lengths(texts)  # type: ignore[union-attr]
+
+    def unknown_token_counts(self, texts: Sequence[str]) -> tuple[list[int], list[int]] | None:
+        with self._counting_lock:
+            return self._counting.unknown_token_counts(texts)  # type: ignore[union-attr]
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        encoder = self._free.get()  # waits while every copy is in use
+        try:
+            parts = [
+                encoder.encode_batch(texts[s : s + batch_size])
+                for s in range(0, len(texts), batch_size)
+            ]
+        finally:
+            self._free.put(encoder)
+        return np.vstack(parts)
+
+
+@functools.lru_cache(maxsize=4)
+def _onnx_workers(path: str, device: str) -> _OnnxWorkers | None:
+    """The int8 graphs for batches, exported first if need be; ``None`` (with a
+    warning) when the model has no int8 graph, so batches go to torch instead."""
+    encoder = _query_encoder(path, device, True)
+    directory = _onnx_directory(path)
+    if encoder is None or not encoder.int8 or directory is None:
+        log.warning("%s has no int8 ONNX graph; chunks are embedded with torch", path)
+        return None
+    return _OnnxWorkers(directory, os.cpu_count() or 1)
+
+
+def _onnx_directory(path: str) -> Path | None:
+    from ragqa.embeddings import onnx_query
+
+    return onnx_query.cache_directory(path)
+
+
 class _Replicas:
     """Copies of the batch model, one for each thread that embeds at the same time.
 
@@ -357,7 +418,19 @@ class SentenceTransformerEmbedder(Embedder):
         device: str = "",
         query_backend: str = "auto",
         precision: str = "auto",
+        name: str | None = None,
+        passage_text: Callable[[str], str] | None = None,
+        query_text: Callable[[str], str] | None = None,
     ) -> None:
+        """Load nothing yet: the model loads on first use.
+
+        Args:
+            model: a sentence-transformers name or path.
+            name: what the manifest records, if not ``model`` (a cached conversion's
+                path must not end up there).
+            passage_text, query_text: what a passage or a question becomes before it
+                is tokenised, for a model that wants prefixes (e5's ``"passage: "``).
+        """
         if query_backend not in QUERY_BACKENDS:
             raise ConfigError(
                 f"query_backend must be one of {', '.join(QUERY_BACKENDS)}, not {query_backend!r}"
@@ -366,8 +439,10 @@ class SentenceTransformerEmbedder(Embedder):
             raise ConfigError(
                 f"precision must be one of {', '.join(EMBEDDING_PRECISIONS)}, not {precision!r}"
             )
-        self.name = model
+        self.name = name or model
         self.batch_size = batch_size
+        self._passage_text = passage_text
+        self._query_text = query_text
         self._path = resolve_model_path(model)
         self._device = device
         self._query_backend = query_backend
@@ -386,25 +461,48 @@ class SentenceTransformerEmbedder(Embedder):
             return _batch_model(self._path, self._device, self._precision)
 
     def _replicas(self) -> _Replicas:
+        # "int8" that falls back to torch behaves as "auto".
+        precision = "auto" if self._precision == "int8" else self._precision
         with _BATCH_MODEL_LOCK:
-            return _replicas(self._path, self._device, self._precision)
+            return _replicas(self._path, self._device, precision)
+
+    def _onnx(self) -> _OnnxWorkers | None:
+        """The ONNX graphs that embed batches, with ``precision="int8"``."""
+        if self._precision != "int8" or self._device not in ("", "cpu"):
+            return None
+        with _QUERY_ENCODER_LOCK:
+            return _onnx_workers(self._path, self._device)
+
+    @property
+    def batch_precision(self) -> str:
+        """What chunks are embedded in: ``"int8 (ONNX)"``, ``"bfloat16"`` or ``"float32"``."""
+        if self._onnx() is not None:
+            return "int8 (ONNX)"
+        return str(next(self.batch_model.parameters()).dtype).removeprefix("torch.")
+
+    def _batches(self) -> _Replicas | _OnnxWorkers:
+        return self._onnx() or self._replicas()
 
     def text_lengths(self, texts: Sequence[str]) -> Sequence[int]:
         # Tokens, not characters: sorted by characters, SQuAD's chunks made batches
         # with 29 % padding (at a multiple of 16), sorted by tokens 10 %.
-        counted = self._replicas().token_lengths(texts)
+        counted = self._batches().token_lengths(self._passages(texts))
         return super().text_lengths(texts) if counted is None else counted
 
     @property
     def workers(self) -> int:  # type: ignore[override]
-        return self._replicas().workers
+        return self._batches().workers
 
     def start_worker(self) -> None:
+        if self._onnx() is not None:
+            return  # each graph runs on one thread already
         import torch
 
         torch.set_num_threads(self._replicas().threads_per_worker)
 
     def stop_workers(self) -> None:
+        if self._onnx() is not None:
+            return
         import torch
 
         # The workers' setting became the default for threads new to torch (the UI
@@ -424,8 +522,11 @@ class SentenceTransformerEmbedder(Embedder):
             dim = int(model.encode(["x"]).shape[1])
         return int(dim)
 
+    def _passages(self, texts: Sequence[str]) -> Sequence[str]:
+        return texts if self._passage_text is None else [self._passage_text(t) for t in texts]
+
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        return self._replicas().encode(texts, self.batch_size)
+        return self._batches().encode(self._passages(texts), self.batch_size)
 
     def query_encoder(self) -> OnnxQueryEncoder | None:
         """The ONNX Runtime encoder for questions, if this model and machine allow one
@@ -436,14 +537,22 @@ class SentenceTransformerEmbedder(Embedder):
             return _query_encoder(self._path, self._device, self._query_backend == "auto")
 
     def embed_query(self, text: str) -> np.ndarray:
+        if self._query_text is not None:
+            text = self._query_text(text)
         encoder = self.query_encoder()
         if encoder is None:
-            return super().embed_query(text)
+            return self._batches().encode([text], self.batch_size)[0]
         return encoder.encode(text)
 
     def unknown_token_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
         # A question is counted with the ONNX encoder's copy of the tokenizer, so
         # that answering it never needs torch; the counts are the same.
+        texts = self._passages(texts)
+        onnx = self._onnx()
+        if onnx is not None:
+            batch = onnx.unknown_token_counts(texts)
+            if batch is not None:
+                return np.array(batch[0], dtype=float), np.array(batch[1], dtype=float)
         encoder = self.query_encoder() if len(texts) == 1 else None
         counts = encoder.unknown_token_count(texts[0]) if encoder is not None else None
         if counts is not None:
