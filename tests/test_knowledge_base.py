@@ -110,7 +110,7 @@ def test_reopen_from_disk_keeps_everything(tmp_path, settings, write_text):
 
 def test_open_refuses_another_embedding_model(tmp_path, settings):
     KnowledgeBase.create(tmp_path / "kb", settings=settings, embedder=HashingEmbedder(64)).close()
-    with pytest.raises(IndexMismatchError, match="hashing:64.*not 'hashing:32'.*NEW_DIR"):
+    with pytest.raises(IndexMismatchError, match="hashing:64.*not 'hashing:32'.*ragqa reindex"):
         KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(32))
     with pytest.raises(IndexMismatchError, match="built with embedding model"):
         KnowledgeBase.open(tmp_path / "kb", embedding_model="some/other-model")

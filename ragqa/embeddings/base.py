@@ -26,6 +26,13 @@ class Embedder(ABC):
     # that sets this above 1 must make embed_batch safe to call from several threads
     # at once, and should release the GIL while it computes.
     workers: int = 1
+    # The weight hybrid search gives this model's cosines against BM25 scores, unless
+    # Settings.dense_weight says otherwise (see ragqa.retrieval).
+    dense_weight: float = 0.5
+    # The cosines that mean "unrelated" and "as related as it gets" for this model,
+    # mapped to 0 and 1 where relevance must be absolute (the relevance gate of
+    # ragqa.retrieval). Some models, e5 among them, score any two texts 0.7 or more.
+    cosine_range: tuple[float, float] = (0.0, 1.0)
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:

