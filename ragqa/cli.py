@@ -495,6 +495,7 @@ NATURAL_COLUMNS = (
     ("fact", "key_fact_in_answer"),
     ("file", "right_file_cited"),
     ("passage", "key_fact_in_cited_passage"),
+    ("found", "key_fact_retrieved"),
     ("no cite", "false_abstention"),
     ("abstain", "abstained"),
 )
@@ -504,7 +505,8 @@ def print_natural_metrics(dataset: Path, metrics: dict[str, Any]) -> None:
     """The natural-question metrics as a small aligned table, one row per group.
 
     fact: a key fact in the answer; file: the right file cited; passage: a key fact
-    in a cited passage; no cite: answerable but nothing cited; abstain: unanswerable
+    in a cited passage; found: a key fact in any passage given to the answerer
+    (retrieval's share); no cite: answerable but nothing cited; abstain: unanswerable
     and abstained. A dash is a group with no question to count.
     """
     click.echo(

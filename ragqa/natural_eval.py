@@ -64,6 +64,7 @@ ANSWERABLE_CHECKS = (
     "key_fact_in_answer",
     "right_file_cited",
     "key_fact_in_cited_passage",
+    "key_fact_retrieved",
     "false_abstention",
 )
 
@@ -110,7 +111,7 @@ class NaturalSet:
 class Outcome:
     """What one question's answer passed.
 
-    The four :data:`ANSWERABLE_CHECKS` are None for an unanswerable question;
+    The :data:`ANSWERABLE_CHECKS` are None for an unanswerable question;
     ``abstained`` is set for every question (for answerable ones it is reported, not
     scored). ``cited`` lists the cited files, relative to the set's root when they
     are its documents, in citation order without repeats.
@@ -123,6 +124,8 @@ class Outcome:
     key_fact_in_answer: bool | None = None
     right_file_cited: bool | None = None
     key_fact_in_cited_passage: bool | None = None
+    # In any passage the answerer was given, cited or not: retrieval's share.
+    key_fact_retrieved: bool | None = None
     false_abstention: bool | None = None
     latency_ms: float = 0.0
 
@@ -396,6 +399,9 @@ def score_answer(
         right_file_cited=right_file,
         key_fact_in_cited_passage=any(
             contains_fact(c.text, question.key_facts) for c in answer.citations
+        ),
+        key_fact_retrieved=any(
+            contains_fact(h.text, question.key_facts) for h in getattr(answer, "passages", ())
         ),
         false_abstention=not answer.citations,
         latency_ms=latency_ms,

@@ -254,23 +254,35 @@ def test_abstention_is_recognised_in_every_script(script_question: str):
     assert outcome.abstained and outcome.key_fact_in_answer is None
 
 
+def hit_with(text: str):
+    from ragqa.types import Hit
+
+    return Hit(
+        chunk_id=1, source="/d/notes/tea.txt", page=1, start=0, end=len(text), text=text, score=1.0
+    )
+
+
 def test_report_gives_fractions_counts_and_groups():
     sources = {"notes/tea.txt": "/d/notes/tea.txt"}
     good = Answer("陆羽 [1]", (cite("/d/notes/tea.txt", "陸羽"),))
+    # The fact was retrieved but not quoted: retrieval's share, not the answer's.
+    retrieved = Answer("?", passages=(hit_with("茶經的作者是陸羽"),))
     outcomes = [
+        score_answer(question(), retrieved, sources=sources),
         score_answer(question(), good, sources=sources),
         score_answer(question(), Answer("?"), sources=sources),
         score_answer(question(file=None), Answer("no"), sources=sources),
     ]
     metrics = report(outcomes)
-    assert (metrics["questions"], metrics["answerable"], metrics["unanswerable"]) == (3, 2, 1)
-    assert metrics["key_fact_in_answer"] == 0.5 and metrics["false_abstention"] == 0.5
+    assert (metrics["questions"], metrics["answerable"], metrics["unanswerable"]) == (4, 3, 1)
+    assert metrics["key_fact_in_answer"] == 0.3333 and metrics["false_abstention"] == 0.6667
     assert metrics["abstained"] == 1.0
     assert metrics["counts"] == {
         "key_fact_in_answer": 1,
         "right_file_cited": 1,
         "key_fact_in_cited_passage": 1,
-        "false_abstention": 1,
+        "key_fact_retrieved": 1,
+        "false_abstention": 2,
         "abstained": 1,
     }
     assert list(metrics["by_lang"]) == ["zh"]
