@@ -558,9 +558,9 @@ class KnowledgeBase:
         message = (
             f"the embedding model {self._embedder.name!r} cannot represent {ratio:.0%} of "
             "the tokens in these documents (they become [UNK]), so search leans on word "
-            "matching for them. For better results with Chinese text, use a multilingual "
-            "model if you have one, e.g. RAGQA_EMBEDDING_MODEL=BAAI/bge-m3 or "
-            "BAAI/bge-small-zh-v1.5, in a new knowledge base."
+            "matching for them. For better results with Chinese text, move it to the "
+            "bundled multilingual model: `ragqa reindex --kb DIR --embedding-model "
+            "multilingual-e5-small`."
         )
         log.warning(message)
         return [message]

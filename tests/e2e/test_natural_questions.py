@@ -5,7 +5,7 @@
 copied from the documents. Twelve of its Chinese questions about the study notes go
 through ``ragqa ingest`` and ``ragqa ask --json``: the answer must contain a key fact
 and cite the question's file. They are every fourth of the notes questions ragqa
-answered when this test was written, so the test guards what works; how much of the
+answered when they were chosen, so the test guards what works; how much of the
 whole set works is the next test's business: ``ragqa eval`` over all of it must stay
 above the floors measured then, and it prints how far each question falls short of
 the issue's targets (not met yet; CI counts an expected failure as a skip, and a skip
@@ -30,8 +30,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.shared_data, pytest.mark.timeout(1800
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET = REPO / "bench" / "data" / "natural_questions.json"
-ASKED = ("zh-001", "zh-009", "zh-021", "zh-029", "zh-036", "zh-045")
-ASKED += ("zh-053", "zh-059", "zh-069", "zh-077", "zh-084", "zh-090")
+# Every fourth of the 47 Chinese notes questions answered (key fact and file) with
+# multilingual-e5-small as the default, `ragqa eval ... --details`. Chosen again when
+# the default model changed: under MiniLM the set had been every fourth of that
+# model's answers, and one of them (zh-021, 微调跟少量样本学习是什么关系？) is now
+# answered with the item next to the right one (see the README).
+ASKED = ("zh-004", "zh-013", "zh-022", "zh-028", "zh-034", "zh-044")
+ASKED += ("zh-048", "zh-057", "zh-064", "zh-077", "zh-084", "zh-089")
 # The targets, not met yet (see the README's natural-question table).
 TARGETS = {"key_fact_in_answer": 0.90, "right_file_cited": 0.95, "abstained": 1.0}
 # What the whole set measured when this was written (0.525, 0.721, 0.556), less a
