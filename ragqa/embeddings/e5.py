@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ragqa.embeddings.base import Embedder
+from ragqa.embeddings.onnx_query import cache_root
 from ragqa.errors import ConfigError
 
 __all__ = [
@@ -140,17 +141,12 @@ class TextPreparer:
 # ---------------------------------------------------------------- conversion
 
 
-def _cache_root() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "ragqa" / "models"
-
-
 def _folder_for(source: Path) -> Path:
     """The cache folder for a conversion of ``source``, keyed by its size and time."""
     stat = source.stat()
     key = f"{CONVERT_VERSION}\n{source.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return _cache_root() / f"{E5_MODEL_NAME}-{digest}"
+    return cache_root() / "models" / f"{E5_MODEL_NAME}-{digest}"
 
 
 def converted_model(source: Path | None = None) -> tuple[Path, dict[str, Any]]:

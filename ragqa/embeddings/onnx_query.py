@@ -47,7 +47,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnnxQueryEncoder", "cache_directory", "export_query_encoder", "load_preferring"]
+__all__ = [
+    "OnnxQueryEncoder",
+    "cache_directory",
+    "cache_root",
+    "export_query_encoder",
+    "load_preferring",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +92,13 @@ def cache_directory(model_path: str) -> Path | None:
             stat = path.stat()
             rel = path.relative_to(root).as_posix()
             digest.update(f"{rel}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "ragqa" / "onnx" / f"{root.name}-{digest.hexdigest()[:16]}"
+    return cache_root() / "onnx" / f"{root.name}-{digest.hexdigest()[:16]}"
+
+
+def cache_root() -> Path:
+    """ragqa's folder in the user's cache (``$XDG_CACHE_HOME/ragqa``), shared by the
+    ONNX exports and the converted e5 model."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragqa"
 
 
 class OnnxQueryEncoder:
