@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragqa.config import Settings
 from ragqa.conversation import Turn, bound_history, rewrite_question_heuristic
@@ -43,6 +43,9 @@ from ragqa.errors import ConfigError, LLMError
 from ragqa.lang import detect_language
 from ragqa.prompting import build_prompt, no_answer_text
 from ragqa.types import Hit
+
+if TYPE_CHECKING:
+    from ragqa.embeddings.closeness import UnitCloseness
 
 __all__ = [
     "Answer",
@@ -235,6 +238,7 @@ def answer_question(
     chat_model: Any = None,
     history: Sequence[Turn] = (),
     retrieve_seconds: float = 0.0,
+    closeness: UnitCloseness | None = None,
 ) -> Answer:
     """Answer ``question`` from ``hits`` (best first); see :func:`stream_answer`.
 
@@ -250,6 +254,7 @@ def answer_question(
         chat_model=chat_model,
         history=history,
         retrieve_seconds=retrieve_seconds,
+        closeness=closeness,
     ):
         if isinstance(item, Answer):
             answer = item
@@ -265,6 +270,7 @@ def stream_answer(
     chat_model: Any = None,
     history: Sequence[Turn] = (),
     retrieve_seconds: float = 0.0,
+    closeness: UnitCloseness | None = None,
 ) -> Iterator[str | Answer]:
     """Yield the answer's text in pieces as it is produced, then the :class:`Answer`.
 
@@ -282,6 +288,9 @@ def stream_answer(
             are used (as earlier messages for a chat model; to complete a
             follow-up question for the extractive answerer).
         retrieve_seconds: time already spent on retrieval, for :class:`Timings`.
+        closeness: scores the passages' units by meaning for the extractive
+            answerer (the knowledge base passes one built on its embedder); without
+            it, the extractive answerer matches words only.
 
     Yields:
         ``str`` pieces whose concatenation is ``Answer.text``, then the ``Answer``.
@@ -305,7 +314,12 @@ def stream_answer(
         backend_name = "extractive"
         passages = hits
         query = rewrite_question_heuristic(question, history) if history else question
-        extraction = ExtractiveAnswerer().extract(query, passages, language_of=question)
+        answerer = (
+            ExtractiveAnswerer(similarity=closeness, meaning_weight=closeness.weight)
+            if closeness is not None
+            else ExtractiveAnswerer()
+        )
+        extraction = answerer.extract(query, passages, language_of=question)
         for sentence in extraction.sentences:
             spans = quoted.get(sentence.number, ())
             quoted[sentence.number] = (*spans, (sentence.start, sentence.end))

@@ -26,6 +26,7 @@ import numpy as np
 
 from ragqa.config import Settings
 from ragqa.embeddings import Embedder, get_embedder
+from ragqa.embeddings.closeness import UnitCloseness
 from ragqa.errors import IndexMismatchError, LoaderError, RagqaError
 from ragqa.ingestion import (
     PreparedDocument,
@@ -91,6 +92,8 @@ class KnowledgeBase:
         from ragqa.retrieval import Retriever
 
         self._retriever = Retriever(store, embedder, settings)
+        # The extractive answerer's scores by meaning, on models measured for it.
+        self._closeness = UnitCloseness(embedder) if embedder.meaning_weight > 0 else None
 
     # ------------------------------------------------------------ constructors
 
@@ -354,6 +357,7 @@ class KnowledgeBase:
             chat_model=chat_model,
             history=history,
             retrieve_seconds=time.perf_counter() - started,
+            closeness=self._closeness,
         )
 
     # ------------------------------------------------------------------ writing

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from ragqa.errors import ConfigError
 from ragqa.lang import detect_language, is_cjk
+from ragqa.tokenizer import script_characters
 from ragqa.types import Hit
 
 if TYPE_CHECKING:
@@ -205,15 +206,17 @@ def estimate_tokens(text: str) -> int:
 def chinese_script(text: str) -> str:
     """``"zh-hans"`` when ``text`` uses Simplified characters, else ``"zh-hant"``.
 
-    Counts characters from a small table of common pairs that differ between the two
-    scripts; Traditional wins ties, including text that has none of them.
+    Counts the characters that exist in one script only (OpenCC's table, see
+    :func:`ragqa.tokenizer.script_characters`); Traditional wins ties, including
+    text that has none of them.
 
     Example:
         >>> chinese_script("这个问题"), chinese_script("這個問題"), chinese_script("水")
         ('zh-hans', 'zh-hant', 'zh-hant')
+        >>> chinese_script("transformer 架构由哪两部分构成？")
+        'zh-hans'
     """
-    simplified = sum(1 for char in text if char in _SIMPLIFIED_ONLY)
-    traditional = sum(1 for char in text if char in _TRADITIONAL_ONLY)
+    simplified, traditional = script_characters(text)
     return "zh-hans" if simplified > traditional else "zh-hant"
 
 
@@ -428,17 +431,3 @@ def mark_focus(hit: Hit) -> str:
         position = end
     parts.append(text[position:])
     return "".join(parts).strip()
-
-
-# Common characters written differently in the two scripts, pair by pair.
-_PAIRS = (
-    "这這个個们們来來时時说說为為国國会會对對发發学學么麼没沒过過还還后後长長现現问問"
-    "题題数數参參书書车車东東门門见見马馬开開关關经經从從动動机機电電话話种種样樣"
-    "实實点點让讓进進认認应應当當体體里裡产產业業华華万萬与與气氣区區员員谁誰丽麗"
-    "画畫龙龍乌烏边邊历歷岁歲级級线線约約红紅给給网網飞飛鸟鳥鱼魚页頁风風师師节節"
-    "药藥艺藝观觀变變亚亞广廣张張总總战戰报報护護树樹桥橋汉漢湾灣热熱爱愛独獨环環"
-    "离離称稱类類纪紀组組结結统統维維罗羅职職联聯视視计計论論设設证證识識语語请請"
-    "读讀调調资資赛賽转轉运運选選钱錢铁鐵银銀间間闻聞阳陽际際陆陸难難预預领領馆館"
-)
-_SIMPLIFIED_ONLY = frozenset(_PAIRS[0::2])
-_TRADITIONAL_ONLY = frozenset(_PAIRS[1::2])

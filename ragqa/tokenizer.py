@@ -32,7 +32,7 @@ from typing import Any
 
 from ragqa.lang import CJK_LETTERS
 
-__all__ = ["TOKENIZER_VERSION", "to_simplified", "tokenize", "words"]
+__all__ = ["TOKENIZER_VERSION", "script_characters", "to_simplified", "tokenize", "words"]
 
 # Bump when tokenize() changes its output: terms stored by an older version no
 # longer match the queries of a newer one, so such indexes must be re-tokenized.
@@ -186,6 +186,29 @@ def to_simplified(text: str) -> str:
     same length as ``text`` and offsets into one are offsets into the other.
     """
     return text.translate(_traditional_to_simplified())
+
+
+@functools.lru_cache(maxsize=1)
+def _script_only() -> tuple[frozenset[str], frozenset[str]]:
+    table = _traditional_to_simplified()
+    traditional = frozenset(chr(code) for code in table)
+    # 后, 里, 台: Simplified forms that are also Traditional characters say nothing.
+    return frozenset(table.values()) - traditional, traditional
+
+
+def script_characters(text: str) -> tuple[int, int]:
+    """How many characters of ``text`` exist only in Simplified, and only in
+    Traditional Chinese (by OpenCC's character table, as :func:`to_simplified`).
+
+    Example:
+        >>> script_characters("架构由哪两部分构成"), script_characters("架構由哪兩部分構成")
+        ((3, 0), (0, 3))
+    """
+    simplified, traditional = _script_only()
+    return (
+        sum(1 for char in text if char in simplified),
+        sum(1 for char in text if char in traditional),
+    )
 
 
 def _build_t2s_table() -> dict[int, str]:

@@ -126,6 +126,37 @@ def test_meaning_crosses_languages_and_scripts() -> None:
     assert int(np.argmax(passages @ question)) == 0
 
 
+# Lines of ../shared/data/notes/generative-ai-intro.txt (a list of models), and a
+# contract's signature line that shares the words "公司" and "是".
+MODELS = (
+    "其他常用 LLM 模型还包括:\n"
+    "PaLM:Google 的 Pathways Language Model (PaLM) 是一种转换器语言模型,能够进行常识和算术推理、"
+    "笑话解释、代码生成和翻译。\n"
+    "BERT:基于转换器的双向编码器表示 (BERT) 语言模型也是在 Google 开发的。它是一个基于转换器的"
+    "模型,可以理解自然语言并回答问题。\n"
+    "XLNet:XLNet 是一种排列语言模型,以随机顺序生成输出预测,这是它与 BERT 的不同之处。"
+)
+CONTRACT = "合同编号：2023-117\n甲方：中国饮料有限公司（盖章）\n乙方：上海包装材料公司（盖章）"
+
+
+def test_the_answerer_picks_the_line_by_meaning_too() -> None:
+    from ragqa.embeddings.closeness import UnitCloseness
+    from ragqa.llm.extractive import ExtractiveAnswerer
+    from ragqa.types import Hit
+
+    hits = [Hit(CONTRACT, 1.0, "contract.txt", 1, 0, len(CONTRACT))]
+    hits.append(Hit(MODELS, 0.9, "notes.txt", 1, 0, len(MODELS)))
+    question = "PaLM 是哪家公司搞的？"
+    # By words alone, the contract's "公司" line wins: PaLM's line says "Google".
+    assert "公司" in ExtractiveAnswerer().extract(question, hits).sentences[0].text
+    closeness = UnitCloseness(get_embedder(E5_MODEL_NAME))
+    answerer = ExtractiveAnswerer(similarity=closeness, meaning_weight=closeness.weight)
+    assert closeness.weight > 0
+    answer = answerer.extract(question, hits)
+    assert answer.sentences[0].text.startswith("PaLM:Google"), answer.text
+    assert answer.sentences[0].number == 2
+
+
 def test_int8_batches_stay_close_to_float32() -> None:
     default = get_embedder(E5_MODEL_NAME)
     assert default.batch_precision == "int8 (ONNX)"

@@ -33,6 +33,11 @@ class Embedder(ABC):
     # mapped to 0 and 1 where relevance must be absolute (the relevance gate of
     # ragqa.retrieval). Some models, e5 among them, score any two texts 0.7 or more.
     cosine_range: tuple[float, float] = (0.0, 1.0)
+    # The share of a unit's score that its closeness in meaning to the question makes
+    # in the extractive answerer (ragqa.embeddings.closeness), against its words'.
+    # 0 means words alone: a model must be measured before its cosines pick answers
+    # (MiniLM reads most Chinese characters as [UNK]).
+    meaning_weight: float = 0.0
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:

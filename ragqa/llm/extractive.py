@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ragqa.focus import QUESTION_TERMS
@@ -62,7 +62,11 @@ from ragqa.structure import ITEM_MARKER, Unit, table_cells, units
 from ragqa.tokenizer import words
 from ragqa.types import Hit
 
-__all__ = ["ExtractedSentence", "Extraction", "ExtractiveAnswerer", "short_answer"]
+__all__ = ["ExtractedSentence", "Extraction", "ExtractiveAnswerer", "Similarity", "short_answer"]
+
+#: How close in meaning each of some texts is to a question: ``(question, texts)``
+#: to one value per text, from 0 (unrelated) to 1.
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
 _TERMINAL = ".。!！?？;；…"
 # A named thing: a model, product or acronym (BERT, GPT-3, T5, LLaMA, ChatGLM-6B).
@@ -161,6 +165,7 @@ class _Candidate:
     header: bool = False  # the row that names a table's columns
     header_text: str = ""  # that row's text, for the rows under it
     score: float = 0.0
+    word_score: float = 0.0  # the score by words alone
     coverage: float = 0.0
 
 
@@ -178,6 +183,12 @@ class ExtractiveAnswerer:
             for (and its citation) when one is found, instead of the sentence.
         typed_boost: the score factor for a unit holding the kind of expression
             the question asks for (a date for "when", ...).
+        similarity: scores how close in meaning each unit is to the question,
+            from 0 (unrelated) to 1 (:class:`ragqa.embeddings.UnitCloseness` does
+            it with the knowledge base's embedding model). Without it, units are
+            scored by the question's words alone.
+        meaning_weight: the share of a unit's score that its closeness in meaning
+            makes, against its words' score, when ``similarity`` is given.
     """
 
     name = "extractive"
@@ -191,7 +202,11 @@ class ExtractiveAnswerer:
         rank_decay: float = 0.1,
         prefer_short: bool = True,
         typed_boost: float = 1.3,
+        similarity: Similarity | None = None,
+        meaning_weight: float = 0.6,
     ) -> None:
+        self.similarity = similarity
+        self.meaning_weight = meaning_weight
         self.prefer_short = prefer_short
         self.typed_boost = typed_boost
         self.max_sentences = max(1, min(3, max_sentences))
@@ -211,77 +226,31 @@ class ExtractiveAnswerer:
                 (the user's own question when ``question`` is a rewrite).
         """
         not_found = Extraction(text=no_answer_text(language_of or question))
-        # The question's words and characters, not its character pairs: a pair that
-        # straddles two words ("用哪" of 用哪些) is in no answer and only dilutes.
-        query = [t for t in dict.fromkeys(words(question)) if t not in QUESTION_TERMS]
-        candidates = _candidates(hits)
-        if not query or not candidates:
+        candidates = self.score_units(question, hits)
+        if not candidates:
             return not_found
-
-        # IDF over the retrieved units: a term in every unit tells them apart no
-        # better than a stop word, one in a single unit is a strong signal. A term
-        # found nowhere weighs as much as one found once: it cannot tell units
-        # apart, but its absence still counts against every one of them.
-        df = Counter(term for c in candidates for term in set(c.terms) | c.weak)
-        total = len(candidates)
-        idf = {
-            t: math.log(1 + (total - max(df[t], 1) + 0.5) / (max(df[t], 1) + 0.5)) for t in query
-        }
-        query_weight = sum(idf.values())
-        typed = answer_pattern(question) is not None
-        entities = _entities(question)
-        # The question's terms beyond the names it mentions: what it asks about them.
-        named = set(tokenize(" ".join(entities)))
-        content = {
-            t for t in query if t not in named and not t.isdigit() and t not in _ANSWER_TYPES
-        }
+        query = _query_terms(question)
         language = detect_language(question)
-        asks_title = bool(_TITLE_QUESTION.search(question))
-        for candidate in candidates:
-            self._score(candidate, idf, query_weight)
-            if not candidate.score:
-                continue
-            # A "when" question is answered by a unit with a date in it, a "how
-            # many" one by a unit with a number: prefer those.
-            if typed and short_answer(question, candidate.text):
-                candidate.score *= self.typed_boost
-            factor = _entity_factor(entities, candidate.subject, candidate.text)
-            candidate.score *= factor
-            if factor <= _UNNAMED_ENTITY_FACTOR:
-                # About another model, or none: it may be no answer at all.
-                candidate.coverage *= factor
-            if candidate.kind == "row" and not set(candidate.terms) & set(query):
-                candidate.score *= _UNNAMED_ROW_FACTOR
-            elif candidate.kind == "heading":
-                candidate.score *= _TITLE_FACTOR if asks_title else _HEADING_FACTOR
-            same_language = detect_language(candidate.text) == language
-            if content and same_language and not content & (set(candidate.terms) | candidate.weak):
-                # It names what the question is about, but says nothing of what is
-                # asked: "GPT-3 调整其参数" is no answer to how many parameters
-                # GPT-3 has. (Across languages no word can be shared.)
-                candidate.score = candidate.coverage = 0.0
-            elif content and language == "zh":
-                # A unit that starts with what is asked about defines it: "前馈层
-                # (FFN) 由...组成" for "前馈层是干什么用的". (Not in English, where
-                # a sentence's subject is as often the wrong one: "The Eiffel Tower
-                # is a tower" for "When was the Eiffel Tower completed?")
-                lead = content & set(tokenize(candidate.lead))
-                share = sum(idf[t] for t in lead) / (sum(idf[t] for t in content) or 1.0)
-                candidate.score *= 1.0 + _LEAD_BOOST * share
 
-        ranked = sorted(candidates, key=lambda c: -c.score)
-        best = ranked[0]
-        if best.coverage < self.min_coverage:
+        # Whether the passages answer at all is judged by words: the unit their
+        # score ranks first must hold enough of the question's terms. Closeness in
+        # meaning cannot judge it: e5 puts some unit of the passages as near to an
+        # unanswerable question as the answer is to an answerable one.
+        judge = max(candidates, key=lambda c: c.word_score)
+        if judge.coverage < self.min_coverage:
             return not_found
         # A "how many" or "when" question whose best unit holds no number or date,
         # and matches it only in part, was most likely not answered by the documents.
         untyped = (
             asks_date_or_number(question)
-            and best.kind != "row"
-            and not short_answer(question, best.text)
+            and judge.kind != "row"
+            and not short_answer(question, judge.text)
         )
-        if untyped and best.coverage < _UNTYPED_MIN_COVERAGE:
+        if untyped and judge.coverage < _UNTYPED_MIN_COVERAGE:
             return not_found
+        # Which unit answers is judged by words and meaning together.
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        best = ranked[0]
         chosen = [best]
         if best.kind == "heading" or best.header or best.text.endswith((":", "：")):
             # A heading, a table's header or a lead-in matched ("传统语言模型的问题",
@@ -329,6 +298,94 @@ class ExtractiveAnswerer:
             text = " ".join(_with_citation(s.text, s.number) for s in sentences)
         return Extraction(text=text, sentences=sentences, short_answer=short, found=True)
 
+    def score_units(self, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
+        """Every unit of ``hits`` as a candidate, scored against ``question`` by words.
+
+        Returns the candidates in passage order; empty when the question has no
+        content terms or the passages no units.
+        """
+        # The question's words and characters, not its character pairs: a pair that
+        # straddles two words ("用哪" of 用哪些) is in no answer and only dilutes.
+        query = _query_terms(question)
+        candidates = _candidates(hits)
+        if not query or not candidates:
+            return []
+
+        # IDF over the retrieved units: a term in every unit tells them apart no
+        # better than a stop word, one in a single unit is a strong signal. A term
+        # found nowhere weighs as much as one found once: it cannot tell units
+        # apart, but its absence still counts against every one of them.
+        df = Counter(term for c in candidates for term in set(c.terms) | c.weak)
+        total = len(candidates)
+        idf = {
+            t: math.log(1 + (total - max(df[t], 1) + 0.5) / (max(df[t], 1) + 0.5)) for t in query
+        }
+        query_weight = sum(idf.values())
+        typed = answer_pattern(question) is not None
+        entities = _entities(question)
+        # The question's terms beyond the names it mentions: what it asks about them.
+        named = set(tokenize(" ".join(entities)))
+        content = {
+            t for t in query if t not in named and not t.isdigit() and t not in _ANSWER_TYPES
+        }
+        language = detect_language(question)
+        asks_title = bool(_TITLE_QUESTION.search(question))
+        closeness = self._closeness(question, candidates)
+        for candidate, meaning in zip(candidates, closeness, strict=True):
+            self._score(candidate, idf, query_weight)
+            lexical = candidate.score
+            if not lexical and meaning is None:
+                continue
+            # What the unit is, and what it is about, scale the score.
+            factor = 1.0
+            # A "when" question is answered by a unit with a date in it, a "how
+            # many" one by a unit with a number: prefer those.
+            if typed and short_answer(question, candidate.text):
+                factor *= self.typed_boost
+            entity = _entity_factor(entities, candidate.subject, candidate.text)
+            factor *= entity
+            if entity <= _UNNAMED_ENTITY_FACTOR:
+                # About another model, or none: it may be no answer at all.
+                candidate.coverage *= entity
+            if candidate.kind == "row" and not set(candidate.terms) & set(query):
+                factor *= _UNNAMED_ROW_FACTOR
+            elif candidate.kind == "heading":
+                factor *= _TITLE_FACTOR if asks_title else _HEADING_FACTOR
+            same_language = detect_language(candidate.text) == language
+            if content and same_language and not content & (set(candidate.terms) | candidate.weak):
+                # It names what the question is about, but says nothing of what is
+                # asked: "GPT-3 调整其参数" is no answer to how many parameters
+                # GPT-3 has. (Across languages no word can be shared.) Its words
+                # count for nothing; only its meaning can still speak for it.
+                lexical = candidate.coverage = 0.0
+            elif content and language == "zh":
+                # A unit that starts with what is asked about defines it: "前馈层
+                # (FFN) 由...组成" for "前馈层是干什么用的". (Not in English, where
+                # a sentence's subject is as often the wrong one: "The Eiffel Tower
+                # is a tower" for "When was the Eiffel Tower completed?")
+                lead = content & set(tokenize(candidate.lead))
+                share = sum(idf[t] for t in lead) / (sum(idf[t] for t in content) or 1.0)
+                factor *= 1.0 + _LEAD_BOOST * share
+            candidate.word_score = factor * lexical
+            if meaning is None:
+                candidate.score = candidate.word_score
+            else:
+                # Squared: among units that all sit near the question, the nearest
+                # stand out; ranked by retrieval like the words' score.
+                rank_factor = 1.0 / (1.0 + self.rank_decay * candidate.rank)
+                weight = self.meaning_weight
+                semantic = meaning * meaning * rank_factor
+                candidate.score = factor * ((1.0 - weight) * lexical + weight * semantic)
+        return candidates
+
+    def _closeness(self, question: str, candidates: Sequence[_Candidate]) -> list[float | None]:
+        """How close in meaning each unit is to the question (0 to 1), or None each
+        when this answerer scores by words alone."""
+        if self.similarity is None or self.meaning_weight <= 0:
+            return [None] * len(candidates)
+        values = self.similarity(question, [c.text for c in candidates])
+        return [min(1.0, max(0.0, float(v))) for v in values]
+
     def stream(
         self, question: str, hits: Sequence[Hit], *, language_of: str | None = None
     ) -> Iterator[str]:
@@ -360,6 +417,12 @@ class ExtractiveAnswerer:
         proximity = (len(matched) - 1) / window if len(matched) > 1 else 0.0
         rank_factor = 1.0 / (1.0 + self.rank_decay * candidate.rank)
         candidate.score = candidate.coverage * (1.0 + 0.25 * proximity) * rank_factor
+
+
+def _query_terms(question: str) -> list[str]:
+    # The question's words and characters, not its character pairs: a pair that
+    # straddles two words ("用哪" of 用哪些) is in no answer and only dilutes.
+    return [t for t in dict.fromkeys(words(question)) if t not in QUESTION_TERMS]
 
 
 def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:

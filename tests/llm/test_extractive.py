@@ -212,3 +212,45 @@ def test_heading_words_count_for_the_items_under_it(answerer: ExtractiveAnswerer
     other = Hit("- 预训练:自回归语言模型\n- 参数:1.17亿", 1.0, "n.md", 1, 30, 55, heading="GPT-1")
     result = answerer.extract("BERT 的预训练是什么？", [other, items])
     assert result.text.startswith("预训练:MLM 和 NSP"), result.text
+
+
+def _meaning(table: dict[str, float]):
+    """A similarity that knows only what ``table`` says (by a substring of the unit)."""
+
+    def similarity(question: str, texts) -> list[float]:
+        return [next((v for k, v in table.items() if k in t), 0.0) for t in texts]
+
+    return similarity
+
+
+TRANSFORMER = hit(
+    "转换器模型是大型语言模型中最常见的架构,它通过对输入进行词元化来处理数据。"
+    "- 转换器架构的两个部分都会构成嵌入。\n"
+    "- 转换器模型由一个编码器和一个解码器组成。\n"
+)
+
+
+def test_meaning_picks_the_unit_whose_words_match_less() -> None:
+    question = "transformer 的架构由哪两部分构成？"
+    by_words = ExtractiveAnswerer().extract(question, [TRANSFORMER])
+    assert by_words.found and "编码器" not in by_words.text  # the words point elsewhere
+    similarity = _meaning({"编码器": 0.95, "架构": 0.4})
+    by_meaning = ExtractiveAnswerer(similarity=similarity).extract(question, [TRANSFORMER])
+    assert by_meaning.text.startswith("转换器模型由一个编码器和一个解码器组成"), by_meaning.text
+
+
+def test_meaning_alone_does_not_answer_what_the_words_do_not_cover() -> None:
+    # Closeness says nothing of whether the passages answer: GPT-4's parameter count
+    # is in none of them, however close a unit's meaning.
+    notes = hit("GPT-3 有 1750 亿个参数。ChatGLM-6B 有 62 亿个参数。")
+    similarity = _meaning({"GPT-3": 1.0})
+    extraction = ExtractiveAnswerer(similarity=similarity).extract("GPT-4 有多少参数？", [notes])
+    assert not extraction.found
+
+
+def test_without_weight_meaning_changes_nothing() -> None:
+    question = "transformer 的架构由哪两部分构成？"
+    similarity = _meaning({"编码器": 1.0})
+    plain = ExtractiveAnswerer().extract(question, [TRANSFORMER])
+    weightless = ExtractiveAnswerer(similarity=similarity, meaning_weight=0.0)
+    assert weightless.extract(question, [TRANSFORMER]) == plain
