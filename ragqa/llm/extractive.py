@@ -226,6 +226,10 @@ class ExtractiveAnswerer:
                 (the user's own question when ``question`` is a rewrite).
         """
         not_found = Extraction(text=no_answer_text(language_of or question))
+        if _unmentioned_names(question, hits):
+            # "Kneser-Ney 平滑比加一平滑好在哪？" over notes that never name
+            # Kneser-Ney: whatever they say of smoothing is not about it.
+            return not_found
         candidates = self.score_units(question, hits)
         if not candidates:
             return not_found
@@ -555,6 +559,46 @@ _GENERIC_ACRONYMS = frozenset(
     ["llm", "llms", "ai", "agi", "nlp", "nlu", "nlg", "api", "gpu", "cpu", "ffn", "ml", "dl"]
     + ["pdf", "faq", "qa", "ui", "url", "id"]
 )
+
+
+# What follows these is what the question compares its subject with ("比 LSTM 学得
+# 快"): the answer may well not name it.
+_COMPARED_WITH = re.compile(
+    r"(?:比|比起|相比|相比于|相较于|跟|和|与|同|than|compared\s+(?:to|with)|versus|vs\.?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[\s\-_.·]+", "", text.lower())
+
+
+def _unmentioned_names(question: str, hits: Sequence[Hit]) -> list[str]:
+    """The models or products ``question`` asks about that no passage names.
+
+    A passage names one in its text, its headings or its file's name, written
+    with or without spaces and hyphens ("GPT-3", "gpt3"). A name the question
+    compares its subject with (after 比, 跟, "than") need not be named.
+
+    Example:
+        >>> hits = [Hit("加一平滑:每个计数加 1。", 1.0, "nlp.md", 1, 0, 12)]
+        >>> _unmentioned_names("Kneser-Ney 平滑比加一平滑好在哪？", hits)
+        ['kneser-ney']
+        >>> _unmentioned_names("为什么加一平滑比 Kneser-Ney 简单？", hits)
+        []
+    """
+    from ragqa.splitting import file_name_words
+
+    asked = [
+        match.group().lower()
+        for match in _ENTITY.finditer(question)
+        if match.group().lower() in _entities(match.group())
+        and not _COMPARED_WITH.search(question[: match.start()])
+    ]
+    if not asked:
+        return []
+    seen = _squashed(" ".join(f"{h.text} {h.heading} {file_name_words(h.source)}" for h in hits))
+    return [name for name in dict.fromkeys(asked) if _squashed(name) not in seen]
 
 
 def _same_entity(a: str, b: str) -> bool:

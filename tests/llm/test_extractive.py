@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragqa.llm.extractive import ExtractiveAnswerer, short_answer
+from ragqa.llm.extractive import ExtractiveAnswerer, _unmentioned_names, short_answer
 from ragqa.types import Hit
 
 
@@ -254,3 +254,27 @@ def test_without_weight_meaning_changes_nothing() -> None:
     plain = ExtractiveAnswerer().extract(question, [TRANSFORMER])
     weightless = ExtractiveAnswerer(similarity=similarity, meaning_weight=0.0)
     assert weightless.extract(question, [TRANSFORMER]) == plain
+
+
+SMOOTHING = hit(
+    "加一平滑Laplace smoothing\n加一平滑的公式如下:每个计数都加 1。\n其中V表示词典的大小", "nlp.txt"
+)
+
+
+def test_a_model_no_passage_names_is_not_answered_about(answerer: ExtractiveAnswerer) -> None:
+    # Real lines of the shared notes: they explain add-one smoothing, never Kneser-Ney.
+    assert not answerer.extract("Kneser-Ney 平滑比加一平滑好在哪？", [SMOOTHING]).found
+    assert not answerer.extract("What GDP does the table give for Denmark?", EN).found
+    # Named with other spacing, or in the file's name, it counts as named.
+    assert answerer.extract("加一平滑 laplacesmoothing 的公式里 V 是什么？", [SMOOTHING]).found
+    report = hit("Lorem ipsum dolor sit amet.", "pypdf__issue-297.pdf")
+    assert _unmentioned_names("What text is in the issue-297 PDF?", [report]) == []
+    assert _unmentioned_names("What text is in the issue-298 PDF?", [report]) == ["issue-298"]
+
+
+def test_a_model_the_question_only_compares_with_need_not_be_named(
+    answerer: ExtractiveAnswerer,
+) -> None:
+    notes = hit("转换器模型可以并行处理整个序列,因此训练得更快。", "notes.txt")
+    answer = answerer.extract("为什么转换器模型比 LSTM 训练得更快？", [notes])
+    assert answer.found and "并行" in answer.text
