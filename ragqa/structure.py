@@ -120,6 +120,17 @@ _LETTERS = re.compile(f"[{CJK_LETTERS}A-Za-z]")
 # of at most this many words.
 _MAX_ZH_HEADING = 20
 _MAX_EN_HEADING_WORDS = 10
+# A table's caption ("Table 1: EU Countries Information", "表 3 授信情况") heads the
+# rows under it, as a heading does.
+_TABLE_CAPTION = re.compile(r"(?:Table|Tab\.|表)\s*\d+(?:[.-]\d+)*\s*[:：.．]?\s*\S", re.IGNORECASE)
+_MAX_CAPTION = 100
+# A label on a line of its own ("Russian:") and the short value on the next line
+# ("Привет, мир") are one statement, as forms and PDF layouts print them.
+_LABEL = re.compile(r"[^:：。！？!?;；]{1,24}[:：]")
+_MAX_LABEL_VALUE = 40
+# ... but not a lead-in to what follows ("公式如下:", "as follows:"), whose next line
+# is only the first of many.
+_LEAD_IN = re.compile(r".*(?:如下|以下|包括|包含|如|follows?|following|include[sd]?)\s*[:：]", re.I)
 
 
 @dataclass(frozen=True)
@@ -350,6 +361,13 @@ def _classify(
         return "heading", len(markdown.group(1))
     if _is_row(text):
         return "row", 0
+    if (
+        _TABLE_CAPTION.match(text)
+        and len(text) <= _MAX_CAPTION
+        and text[-1] not in _TERMINAL
+        and following is not None
+    ):
+        return "heading", 0
     if _INLINE_QA.search(text) or _Q_PREFIX.match(text):
         return "text", 0  # its answer is found below; "qa" is decided there
     if _ZH_NUMBERED_HEADING.match(text) and _numbered_heading_shaped(text):
@@ -465,6 +483,16 @@ def _paragraph_end(
         after = lines[end + 2] if end + 2 < len(lines) else None
         if _heading_shaped(nxt.text) and after is not None and _BULLET.match(after.text):
             break  # a heading over a list, not the last line of a paragraph
+        if (
+            end == i
+            and _LABEL.fullmatch(line.text)
+            and not _LEAD_IN.fullmatch(line.text)
+            and sum(char.isalpha() for char in nxt.text) >= 2
+            and len(nxt.text) <= _MAX_LABEL_VALUE
+            and not nxt.text.endswith((":", "："))
+            and not _is_row(nxt.text)
+        ):
+            return end + 1  # "Russian:" then "Привет, мир"
         tail = line.text.rstrip(_CLOSERS)[-1:]
         wrapped = (
             tail not in _TERMINAL

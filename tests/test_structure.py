@@ -193,3 +193,40 @@ def test_a_paragraph_longer_than_a_chunk_is_cut_as_before() -> None:
     chunks = split_into_chunks(Page("p", 1, text, "h"), chunk_size=100, chunk_overlap=20)
     assert all(c.text.endswith("。") for c in chunks)
     assert all(not c.heading and not c.indexed for c in chunks)
+
+
+# ------------------------------------------- captions and labels (PDF text)
+
+# The text pypdf extracts from the shared PDFs samplefiles__multicolumn.pdf (page 3)
+# and pypdf__multilang.pdf.
+EU_TABLE = (
+    "Table 1: EU Countries Information\n"
+    "Country Population (millions) Area (km2) Capital Official Language\n"
+    "Austria 8.9 83,879 Vienna German\n"
+    "Finland 5.5 338,424 Helsinki Finnish, Swedish"
+)
+MULTILANG = "English:\nHello World\nRussian:\nПривет, мир\nChinese (traditional):\n你好世界"
+
+
+def test_a_table_caption_heads_its_rows() -> None:
+    assert [kind for kind, _ in kinds(EU_TABLE)] == ["heading", "row", "row", "row"]
+    rows = [b for b in parse_blocks(EU_TABLE) if b.kind == "row"]
+    assert heading_path(EU_TABLE, parse_blocks(EU_TABLE), rows[-1].start) == (
+        "Table 1: EU Countries Information",
+    )
+    # A sentence that mentions a table is no caption.
+    assert kinds("Table 2 shows the results.\nThey are good.")[0][0] == "text"
+
+
+def test_a_label_and_its_value_on_the_next_line_are_one_unit() -> None:
+    assert [text for _, text in kinds(MULTILANG)] == [
+        "English:\nHello World",
+        "Russian:\nПривет, мир",
+        "Chinese (traditional):\n你好世界",
+    ]
+
+
+def test_a_lead_in_is_not_joined_with_the_first_line_it_introduces() -> None:
+    # From nlp-language-models.txt: a formula pasted one symbol per line.
+    assert kinds("加一平滑的公式如下:\nP\nA\ndd")[0] == ("text", "加一平滑的公式如下:")
+    assert kinds("其他常用 LLM 模型还包括:\nPaLM 很常用")[0] == ("text", "其他常用 LLM 模型还包括:")

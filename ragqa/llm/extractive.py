@@ -261,7 +261,12 @@ class ExtractiveAnswerer:
             # "LLM局限 | 解决办法", "存在三种常见的学习模型:"): what stands under it
             # answers.
             section = _section_under(best, candidates)
-            if section:
+            if section and best.kind == "heading" and section[0].kind == "row":
+                # A table's caption: it says what the table is about, and its
+                # header row names the columns; the rows under it are no answer.
+                chosen = [best, section[0]]
+                ranked = []
+            elif section:
                 chosen = section
                 ranked = []
         elif best.kind == "text" and len(best.text) < _SHORT_SENTENCE[language]:
@@ -284,7 +289,7 @@ class ExtractiveAnswerer:
             ExtractedSentence(c.number, c.text, c.start, c.end, round(c.score, 4)) for c in chosen
         )
         short, source = "", best
-        if best.kind == "row":
+        if best.kind == "row" and not best.header:
             short = _table_cell(query, best)
         for candidate in chosen if self.prefer_short and not short else ():
             short, source = short_answer(question, candidate.text), candidate

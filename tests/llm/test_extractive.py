@@ -278,3 +278,25 @@ def test_a_model_the_question_only_compares_with_need_not_be_named(
     notes = hit("转换器模型可以并行处理整个序列,因此训练得更快。", "notes.txt")
     answer = answerer.extract("为什么转换器模型比 LSTM 训练得更快？", [notes])
     assert answer.found and "并行" in answer.text
+
+
+EU_TABLE = hit(
+    "Table 1: EU Countries Information\n"
+    "Country Population (millions) Area (km2) Capital Official Language\n"
+    "Austria 8.9 83,879 Vienna German\n"
+    "Finland 5.5 338,424 Helsinki Finnish, Swedish",
+    "multicolumn.pdf",
+)
+
+
+def test_a_table_caption_is_quoted_with_the_header_not_the_rows(
+    answerer: ExtractiveAnswerer,
+) -> None:
+    answer = answerer.extract("What is Table 1 about?", [EU_TABLE])
+    assert answer.text.startswith("Table 1: EU Countries Information [1] Country Population")
+    assert "Austria" not in answer.text
+
+
+def test_a_row_the_caption_heads_answers_from_its_cell(answerer: ExtractiveAnswerer) -> None:
+    answer = answerer.extract("What capital does the EU table give for Finland?", [EU_TABLE])
+    assert "Helsinki" in answer.text and "Table 1" not in answer.text
