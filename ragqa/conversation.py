@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ragqa.errors import ConfigError, LLMError
-from ragqa.followups import substitute_entity, substitution_entity
+from ragqa.followups import resolve_pronoun, substitute_entity, substitution_entity
 from ragqa.lang import detect_language, is_cjk
 from ragqa.prompting import build_rewrite_messages
 
@@ -231,7 +231,9 @@ def rewrite_question_heuristic(
 ) -> str:
     """Rewrite a follow-up from the earlier questions; return others unchanged.
 
-    A substitution follow-up ("那 GPT 呢？", "What about GPT-2?") becomes the
+    A Chinese follow-up with 它 ("那它有什么毛病？") gets the earlier question's
+    subject in its place (:func:`ragqa.followups.resolve_pronoun`). A substitution
+    follow-up ("那 GPT 呢？", "What about GPT-2?") becomes the
     question it follows with the new entity in place of the old one; when that
     question was one too, the thread's first question takes each new entity in
     turn. Other follow-ups, and substitutions without a matching entity, get the
@@ -261,6 +263,12 @@ def rewrite_question_heuristic(
         return question
     earlier = [turn.content for turn in history if turn.role == "user"]
     if substitution_entity(question) is None:
+        # "那它有什么毛病？" after "循环神经网络为啥能记住…？": the subject in the
+        # pronoun's place, not the earlier question's other words ("记住 信息"),
+        # which would send retrieval back to what was already answered.
+        resolved = resolve_pronoun(question, earlier[-max_user_turns:])
+        if resolved is not None:
+            return resolved
         return _borrow_terms(question, earlier, max_user_turns)
     # The thread: the substitution follow-ups before this one, back to the
     # question they all vary (standalone, or a follow-up rewritten by borrowing).

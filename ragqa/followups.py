@@ -25,7 +25,7 @@ from typing import Any
 
 from ragqa.lang import CJK_LETTERS, detect_language
 
-__all__ = ["Substitution", "substitute_entity", "substitution_entity"]
+__all__ = ["Substitution", "resolve_pronoun", "substitute_entity", "substitution_entity"]
 
 
 @dataclass(frozen=True)
@@ -259,3 +259,48 @@ def _common_prefix(a: str, b: str) -> int:
 
 def _common_suffix(a: str, b: str) -> int:
     return _common_prefix(a[::-1], b[::-1])
+
+
+# A pronoun that stands for what the earlier question was about: "那它有什么毛病？".
+_ZH_PRONOUN = re.compile(r"它们|它們|它|牠")
+# The opening words of a follow-up that only say "and now": 那, 那么, 那要是.
+_ZH_OPENING = re.compile(r"^\s*(?:那么|那麼|那|还有|還有)\s*")
+# What an earlier question is about: the phrase it opens with, up to its verb or
+# question word ("循环神经网络 | 为啥能记住…", "GPT-3 | 是哪一年出来的", "RNN | 比 MLP…").
+_ZH_SUBJECT = re.compile(
+    r"^\s*(?P<subject>[^，,。？?！!：:；;（(]{2,16}?)\s*"
+    r"(?:是|为啥|為啥|为什么|為什麼|为何|為何|能|会|會|不|有|比|的|靠|用|在|怎么|怎麼|如何|跟|和|与|與|要|属于|屬於)"
+)
+
+
+def resolve_pronoun(question: str, earlier: list[str]) -> str | None:
+    """A Chinese follow-up with 它 written about what the earlier question was
+    about, or None when it has no 它 or no earlier question names a subject.
+
+    Only the subject takes the pronoun's place; what the earlier question asked
+    ("哪一年") is left out, since the follow-up asks something else.
+
+    Example:
+        >>> resolve_pronoun("那它有什么毛病？", ["循环神经网络为啥能记住前面的信息？"])
+        '循环神经网络有什么毛病？'
+        >>> resolve_pronoun("那它是哪家公司发布的？", ["GPT-3 是哪一年出来的？"])
+        'GPT-3 是哪家公司发布的？'
+        >>> resolve_pronoun("那它的短板呢？", ["RNN 比 MLP 强在哪？"]), resolve_pronoun("它呢？", [])
+        ('RNN 的短板呢？', None)
+    """
+    pronoun = _ZH_PRONOUN.search(question)
+    if pronoun is None or detect_language(question) != "zh":
+        return None
+    for text in reversed(earlier):
+        if _ZH_PRONOUN.search(text) or _ZH_OPENING.match(text):
+            continue  # itself a follow-up: its subject is further back
+        match = _ZH_SUBJECT.match(text)
+        if match is None:
+            continue
+        subject = match.group("subject").strip()
+        before = _ZH_OPENING.sub("", question[: pronoun.start()], count=1)
+        after = question[pronoun.end() :]
+        # Latin names keep a space before the Chinese that follows ("GPT-3 是").
+        gap = " " if subject[-1].isascii() and after[:1] and not after[:1].isascii() else ""
+        return f"{before}{subject}{gap}{after.lstrip()}"
+    return None

@@ -95,7 +95,7 @@ def test_heuristic_adds_the_previous_questions_salient_terms() -> None:
         rewrite_question_heuristic("and how many parameters does it have?", EN_HISTORY)
         == "and how many parameters does it have? (BERT)"
     )
-    assert rewrite_question_heuristic("它有多少參數？", ZH_HISTORY) == "它有多少參數？（BERT 模型）"
+    assert rewrite_question_heuristic("那參數量呢？", ZH_HISTORY) == "那參數量呢？（BERT 模型）"
 
 
 def test_heuristic_leaves_standalone_questions_alone() -> None:
@@ -122,7 +122,7 @@ def test_without_history_the_question_is_unchanged() -> None:
 
 def test_extractive_settings_use_the_heuristic() -> None:
     rewritten = rewrite_question("它有多少參數？", ZH_HISTORY, settings=Settings())
-    assert rewritten == "它有多少參數？（BERT 模型）"
+    assert rewritten == "BERT 有多少參數？"
 
 
 def test_llm_rewrite_sends_a_short_bilingual_prompt() -> None:
@@ -306,11 +306,20 @@ def test_heuristic_substitutes_into_a_rewritten_pronoun_follow_up() -> None:
     assert rewrite_question_heuristic("那 GPT 呢？", history) == "它有多少參數？（GPT 模型）"
 
 
-def test_heuristic_keeps_borrowing_for_pronoun_follow_ups() -> None:
+def test_heuristic_puts_the_subject_in_place_of_a_chinese_pronoun() -> None:
+    # Not the earlier question's other words: "任务做预训练" would find the
+    # pre-training passage again, not the one about parameters.
     history = thread("BERT 用哪些任务做预训练？")
-    assert rewrite_question_heuristic("它有多少参数？", history) == (
-        "它有多少参数？（BERT 任务做预训练）"
-    )
+    assert rewrite_question_heuristic("它有多少参数？", history) == "BERT 有多少参数？"
+    # From the shared notes' questions: the subject is the phrase before the verb.
+    history = thread("循环神经网络为啥能记住前面的信息？")
+    assert rewrite_question_heuristic("那它有什么毛病？", history) == "循环神经网络有什么毛病？"
+    # A follow-up before it is skipped: its own subject is a pronoun.
+    history = thread("GPT-3 是哪一年出来的？") + thread("那它是谁开发的？")
+    assert rewrite_question_heuristic("它有多少参数？", history) == "GPT-3 有多少参数？"
+
+
+def test_heuristic_keeps_borrowing_for_other_pronoun_follow_ups() -> None:
     assert rewrite_question_heuristic("how many parameters does it have?", EN_HISTORY) == (
         "how many parameters does it have? (BERT)"
     )
