@@ -329,8 +329,9 @@ def rewrite_question(
 
     With no earlier user turn the question is returned as it is. With a chat model
     (given, or configured in ``settings.llm``) the model rewrites it from the last
-    ``settings.history_turns`` turns; an unusable reply (empty, rambling, or
-    without the new entity of a substitution follow-up such as "那 GPT 呢？") or an
+    ``settings.history_turns`` turns; an unusable reply (empty, rambling, the
+    follow-up handed back unchanged, or without the new entity of a substitution
+    follow-up such as "那 GPT 呢？") or an
     unreachable model falls back to :func:`rewrite_question_heuristic`, so that
     retrieval still runs and the answer step reports the model's error. The
     extractive default uses the heuristic.
@@ -370,6 +371,11 @@ def rewrite_question(
     rewritten = _clean_rewrite(reply)
     if not rewritten or len(rewritten) > max(200, 4 * len(question)):
         return rewrite_question_heuristic(question, history)
+    if is_follow_up(rewritten) and _same_question(rewritten, question):
+        # Small models (Qwen2.5 0.5B) often hand "那 GPT 呢？" back as it is: still a
+        # follow-up, which alone retrieves nothing about pre-training.
+        logger.info("question rewrite %r left the follow-up as it was", rewritten)
+        return rewrite_question_heuristic(question, history)
     entity = _substitution(question)
     # Small models often answer "那 GPT 呢？" by repeating the question about BERT,
     # which would retrieve BERT's passages again: a rewrite must keep the new entity.
@@ -377,6 +383,15 @@ def rewrite_question(
         logger.info("question rewrite %r dropped %r; used the heuristic", rewritten, entity)
         return rewrite_question_heuristic(question, history)
     return rewritten
+
+
+def _same_question(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ only in spacing, case and punctuation."""
+
+    def key(text: str) -> str:
+        return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+    return key(a) == key(b)
 
 
 def _mentions(text: str, entity: str) -> bool:

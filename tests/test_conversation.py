@@ -171,6 +171,34 @@ def test_unusable_llm_rewrite_falls_back_to_the_heuristic(reply: str) -> None:
     assert rewritten == "How big is it? (BERT)"
 
 
+class EchoBackend(ChatBackend):
+    """A fake model that hands the follow-up back, as Qwen2.5 0.5B does."""
+
+    name = "echo"
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(model="echo")
+        self.reply = reply
+
+    def stream(self, messages: Messages) -> Iterator[str]:
+        yield self.reply
+
+
+@pytest.mark.parametrize("reply", ["那 GPT 呢？", "那GPT呢", "「那 GPT 呢？」"])
+def test_a_follow_up_handed_back_unchanged_falls_back_to_the_heuristic(reply: str) -> None:
+    history = thread("BERT 用哪些任务做预训练？")
+    rewritten = rewrite_question(
+        "那 GPT 呢？", history, settings=Settings(), chat_model=EchoBackend(reply)
+    )
+    assert rewritten == "GPT 用哪些任务做预训练？"
+    # A rewrite that still reads as a follow-up but says more is kept.
+    kept = "那 GPT 用哪些任务做预训练呢？"
+    assert (
+        rewrite_question("那 GPT 呢？", history, settings=Settings(), chat_model=EchoBackend(kept))
+        == kept
+    )
+
+
 def test_unreachable_llm_falls_back_to_the_heuristic() -> None:
     backend = RecordingBackend(
         error=LLMError("cannot reach http://127.0.0.1:1/v1: connection refused")
