@@ -115,6 +115,9 @@ class Settings:
     llm_max_retries: int = 2
     llm_context_window: int = 8192
     llm_max_tokens: int = 512
+    # Answers should say what the passages say: sampling only adds drift, and
+    # makes the same question give different answers (and tests flaky).
+    llm_temperature: float = 0.0
     history_turns: int = 6
 
     # Limits on what one file may cost to ingest.
@@ -176,6 +179,10 @@ class Settings:
             raise ConfigError(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
         if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be between 0 and 1, not {self.dense_weight}")
+        if not 0.0 <= self.llm_temperature <= 2.0:
+            raise ConfigError(
+                f"llm_temperature must be between 0 and 2, not {self.llm_temperature}"
+            )
         if not 0.0 <= self.focus_weight <= 1.0:
             raise ConfigError(f"focus_weight must be between 0 and 1, not {self.focus_weight}")
         if not 0.0 <= self.min_relevance <= 1.0:

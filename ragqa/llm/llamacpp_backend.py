@@ -79,6 +79,7 @@ class LlamaCppBackend(ChatBackend):
         *,
         context_window: int = 4096,
         max_tokens: int = 512,
+        temperature: float = 0.0,
         chat_format: str | None = None,
     ) -> None:
         super().__init__(model=Path(model_path).name, endpoint=str(model_path))
@@ -86,6 +87,7 @@ class LlamaCppBackend(ChatBackend):
         self._chat_format = chat_format
         self._context_window = context_window
         self._max_tokens = max_tokens
+        self._temperature = temperature
         self._llama: Any = None
         self._lock = threading.Lock()
 
@@ -118,7 +120,10 @@ class LlamaCppBackend(ChatBackend):
         with self._lock:
             try:
                 for chunk in llama.create_chat_completion(
-                    messages=payload, stream=True, max_tokens=self._max_tokens
+                    messages=payload,
+                    stream=True,
+                    max_tokens=self._max_tokens,
+                    temperature=self._temperature,
                 ):
                     text = chunk["choices"][0].get("delta", {}).get("content")
                     if text:
@@ -146,6 +151,7 @@ def llamacpp_backend(settings: Settings) -> LlamaCppBackend:
         locate_gguf(settings.llm_model),
         context_window=settings.llm_context_window,
         max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
         chat_format=None if settings.llm_model else BUNDLED_CHAT_FORMAT,
     )
 

@@ -41,6 +41,7 @@ def ollama_backend(settings: Settings) -> LangChainBackend:
         base_url=url,
         num_ctx=settings.llm_context_window,
         num_predict=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
         client_kwargs={"timeout": settings.llm_timeout},
     )
     shown = display_url(url)

@@ -54,6 +54,7 @@ def openai_backend(settings: Settings) -> LangChainBackend:
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
         # The client sends the limit as ``max_completion_tokens``, which some local
         # servers (llama-cpp-python's among them) ignore; they read ``max_tokens``.
         extra_body={"max_tokens": settings.llm_max_tokens} if local else None,

@@ -53,6 +53,17 @@ def test_factory_builds_each_backend() -> None:
     assert (ollama.name, ollama.endpoint) == ("ollama", "http://localhost:11434")
 
 
+def test_the_temperature_reaches_the_chat_models() -> None:
+    url = "http://127.0.0.1:8080/v1/"
+    assert get_chat_model(Settings(llm="openai", llm_base_url=url))._chat_model.temperature == 0
+    hot = Settings(llm="openai", llm_base_url=url, llm_temperature=0.7)
+    assert get_chat_model(hot)._chat_model.temperature == 0.7
+    ollama = get_chat_model(Settings(llm="ollama", llm_model="llama3.2", llm_temperature=0.2))
+    assert ollama._chat_model.temperature == 0.2
+    with pytest.raises(ConfigError, match="llm_temperature"):
+        Settings(llm_temperature=-1)
+
+
 def test_factory_rejects_extractive_and_incomplete_settings() -> None:
     with pytest.raises(ConfigError, match="without a chat model"):
         get_chat_model(Settings())
