@@ -103,7 +103,17 @@ _EN_REFERRING = frozenset(
     ]
 )
 _EN_CONTINUATION = re.compile(r"^\s*(?:and|also|but|so|or|what about|how about|then)\b", re.I)
-_ZH_REFERRING = re.compile(r"[它他她牠其這这那此該该彼]|上述|前者|後者|后者|同樣|同样")
+_ZH_REFERRING = re.compile(
+    r"[它他她牠其這这那此該该彼]|上述|前者|後者|后者|同樣|同样"
+    # "第二步用的是什么数据？" after "训练分成哪两个步骤？": an ordinal points back.
+    r"|第[一二三四五六七八九十两兩\d]{1,3}(?:步|个|個|点|點|种|種|条|條|阶段|階段|部分)"
+    r"|[上下]一[步个個]"
+)
+_EN_ORDINAL = re.compile(
+    r"\bthe\s+(?:first|second|third|fourth|next|last|previous|other)\s+"
+    r"(?:one|ones|step|steps|part|parts|stage|stages|item|items|point|points)\b",
+    re.I,
+)
 _ZH_CONTINUATION = re.compile(
     r"^\s*(?:那麼|那么|還有|还有|而且|另外|至於|至于|那|而)|呢\s*[？?]?\s*$"
 )
@@ -221,7 +231,9 @@ def is_follow_up(question: str) -> bool:
         content = _ZH_STOP.sub("", "".join(ch for ch in question if is_cjk(ch)))
         return len(content) <= 2
     words = [w.lower() for w in _EN_WORD.findall(question)]
-    if _EN_CONTINUATION.search(question) or any(w in _EN_REFERRING for w in words):
+    if _EN_CONTINUATION.search(question) or _EN_ORDINAL.search(question):
+        return True
+    if any(w in _EN_REFERRING for w in words):
         return True
     return sum(1 for w in words if w not in _EN_STOP) <= 1
 

@@ -421,3 +421,17 @@ def test_llm_rewrite_of_a_pronoun_follow_up_is_not_checked_for_an_entity() -> No
         "how many parameters does it have?", EN_HISTORY, settings=Settings(), chat_model=model
     )
     assert rewritten == "How many parameters does BERT have?"
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("第二步用的是什么样的数据？", True),  # from the shared notes' questions
+        ("下一步呢", True),
+        ("What happens in the second step?", True),
+        ("第二次世界大战是哪一年结束的？", False),
+        ("What is the second law of thermodynamics?", False),
+    ],
+)
+def test_an_ordinal_that_points_back_makes_a_follow_up(question: str, expected: bool) -> None:
+    assert is_follow_up(question) is expected
