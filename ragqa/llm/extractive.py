@@ -56,7 +56,12 @@ from dataclasses import dataclass, field
 from ragqa.focus import QUESTION_TERMS
 from ragqa.lang import detect_language
 from ragqa.lexical import tokenize
-from ragqa.llm.short_answers import answer_pattern, asks_date_or_number, short_answer
+from ragqa.llm.short_answers import (
+    answer_pattern,
+    asks_date,
+    asks_date_or_number,
+    short_answer,
+)
 from ragqa.prompting import no_answer_text
 from ragqa.structure import ITEM_MARKER, Unit, table_cells, units
 from ragqa.tokenizer import words
@@ -106,6 +111,13 @@ _ANSWER_TYPES = frozenset(
     ["公司", "机构", "组织", "团队", "人", "国家", "城市", "年", "年份", "时间", "时候"]
     + ["方法", "办法", "方式", "内容", "部分", "原因", "作用", "用途", "区别", "不同"]
     + ["company", "organization", "person", "year", "time", "place", "way", "reason"]
+)
+# Words that name the kind of date or number asked for ("What date is on ...",
+# "哪一年"): a unit holding such an expression has them, whatever its wording.
+_TYPE_WORDS = frozenset(
+    ["date", "year", "day", "month", "decade", "century", "number", "amount", "count"]
+    # Not 数 or 月 alone: they are characters of other words (参数, 岁月).
+    + ["年", "一年", "哪一年", "年份", "日期", "时间", "时候", "数量"]
 )
 # How much a unit that starts with the question's words gains, at most.
 _LEAD_BOOST = 0.4
@@ -250,10 +262,23 @@ class ExtractiveAnswerer:
             and judge.kind != "row"
             and not short_answer(question, judge.text)
         )
-        if untyped and judge.coverage < _UNTYPED_MIN_COVERAGE:
-            return not_found
         # Which unit answers is judged by words and meaning together.
         ranked = sorted(candidates, key=lambda c: -c.score)
+        if untyped:
+            # ... unless another unit holds the date and enough of the question:
+            # "October 14, 1998" under the heading "The Crazy Ones". (Not a number:
+            # "一种" holds one, and says nothing of how many parameters GPT-4 has.)
+            dated = [
+                c
+                for c in ranked
+                if asks_date(question)
+                and c.coverage >= self.min_coverage
+                and short_answer(question, c.text)
+            ]
+            if dated:
+                ranked = dated + [c for c in ranked if c not in dated]
+            elif judge.coverage < _UNTYPED_MIN_COVERAGE:
+                return not_found
         best = ranked[0]
         chosen = [best]
         if best.kind == "heading" or best.header or best.text.endswith((":", "：")):
@@ -339,9 +364,12 @@ class ExtractiveAnswerer:
         }
         language = detect_language(question)
         asks_title = bool(_TITLE_QUESTION.search(question))
+        type_words = frozenset(t for t in query if t in _TYPE_WORDS) if typed else frozenset()
         closeness = self._closeness(question, candidates)
         for candidate, meaning in zip(candidates, closeness, strict=True):
-            self._score(candidate, idf, query_weight)
+            has_type = typed and bool(short_answer(question, candidate.text))
+            # "date" in "What date is on ...?" is matched by the date itself.
+            self._score(candidate, idf, query_weight, type_words if has_type else frozenset())
             lexical = candidate.score
             if not lexical and meaning is None:
                 continue
@@ -349,7 +377,7 @@ class ExtractiveAnswerer:
             factor = 1.0
             # A "when" question is answered by a unit with a date in it, a "how
             # many" one by a unit with a number: prefer those.
-            if typed and short_answer(question, candidate.text):
+            if has_type:
                 factor *= self.typed_boost
             entity = _entity_factor(entities, candidate.subject, candidate.text)
             factor *= entity
@@ -410,9 +438,15 @@ class ExtractiveAnswerer:
         for i, sentence in enumerate(extraction.sentences):
             yield ("" if i == 0 else " ") + _with_citation(sentence.text, sentence.number)
 
-    def _score(self, candidate: _Candidate, idf: dict[str, float], query_weight: float) -> None:
+    def _score(
+        self,
+        candidate: _Candidate,
+        idf: dict[str, float],
+        query_weight: float,
+        covered: frozenset[str] = frozenset(),
+    ) -> None:
         positions = [i for i, term in enumerate(candidate.terms) if term in idf]
-        strong = {candidate.terms[i] for i in positions} - candidate.weak
+        strong = ({candidate.terms[i] for i in positions} - candidate.weak) | covered
         weak = {t for t in candidate.weak if t in idf} - strong
         if not (strong or weak) or query_weight <= 0:
             return

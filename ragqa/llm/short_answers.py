@@ -18,7 +18,7 @@ import re
 
 from ragqa.lang import detect_language
 
-__all__ = ["answer_pattern", "asks_date_or_number", "short_answer"]
+__all__ = ["answer_pattern", "asks_date", "asks_date_or_number", "short_answer"]
 
 _MONTH = (
     r"(?:January|February|March|April|May|June|July|August|September|October|November|"
@@ -163,6 +163,16 @@ def answer_pattern(question: str) -> re.Pattern[str] | None:
     if _EN_NUMBER_QUESTION.search(question):
         return _EN_NUMBER
     return _EN_NAME if _EN_NAME_QUESTION.search(question) else None
+
+
+def asks_date(question: str) -> bool:
+    """Whether ``question`` asks for a date ("when", "哪一年").
+
+    Example:
+        >>> asks_date("When is The Crazy Ones dated?"), asks_date("GPT-4 有多少参数？")
+        (True, False)
+    """
+    return answer_pattern(question) in (_EN_DATE, _ZH_DATE)
 
 
 def asks_date_or_number(question: str) -> bool:

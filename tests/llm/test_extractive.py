@@ -300,3 +300,27 @@ def test_a_table_caption_is_quoted_with_the_header_not_the_rows(
 def test_a_row_the_caption_heads_answers_from_its_cell(answerer: ExtractiveAnswerer) -> None:
     answer = answerer.extract("What capital does the EU table give for Finland?", [EU_TABLE])
     assert "Helsinki" in answer.text and "Table 1" not in answer.text
+
+
+CRAZY_ONES = hit(
+    # The first lines of the shared pypdf__crazyones-encrypted-256.pdf, as pypdf reads them.
+    "The Crazy Ones\nOctober 14, 1998\nHeres to the crazy ones. The misﬁts. The rebels.\n"
+    "About the only thing you cant do is ignore them. Because they change\nthings.",
+    "pypdf__crazyones-encrypted-256.pdf",
+)
+
+
+def test_a_date_line_under_the_title_dates_the_text(answerer: ExtractiveAnswerer) -> None:
+    # The date shares no word with the question: the heading above it does, and
+    # "date" is matched by the date itself.
+    assert answerer.extract("When is The Crazy Ones dated?", [CRAZY_ONES]).text == (
+        "October 14, 1998 [1]"
+    )
+    assert answerer.extract("What date is on The Crazy Ones text?", [CRAZY_ONES]).text == (
+        "October 14, 1998 [1]"
+    )
+
+
+def test_a_number_word_does_not_answer_how_many(answerer: ExtractiveAnswerer) -> None:
+    notes = hit("GPT 是一种热门基础模型,其带编号的迭代都是对前代(GPT-3、GPT-4 等)的改进。")
+    assert not answerer.extract("GPT-4 大概有多少参数？", [notes]).found
