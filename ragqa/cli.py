@@ -371,6 +371,59 @@ def remove(path: str, kb_dir: str) -> None:
     click.echo(f"Removed {path}")
 
 
+@cli.command(name="serve")
+@click.option(
+    "--kb",
+    "kb_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A knowledge-base folder to serve, named by its folder's name; repeat for more.",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder of knowledge bases, as the UI keeps them (default: DATA_DIR, "
+    "env RAGQA_DATA_DIR).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port to listen on.")
+def serve_command(kb_dirs: tuple[Path, ...], workspace: Path | None, host: str, port: int) -> None:
+    """Serve knowledge bases over HTTP: OpenAI-compatible chat, search and uploads.
+
+    By default the UI's knowledge bases are served, on 127.0.0.1 only. Binding any
+    other address needs an API key in RAGQA_API_KEY, which clients send as
+    'Authorization: Bearer KEY'; the server refuses to start without one.
+    """
+    # From the environment (RAGQA_API_KEY) only, since an option would show in the
+    # process list; then taken out of it, so that no child process inherits it.
+    settings = _settings()
+    api_key = settings.api_key
+    os.environ.pop("RAGQA_API_KEY", None)
+    try:
+        from ragqa.server import KnowledgeBases, ServerConfig, serve
+        from ragqa.server.security import check_bind
+    except ImportError as exc:
+        raise RagqaError(
+            f"ragqa serve needs FastAPI and uvicorn ({exc.name} is missing): "
+            "pip install 'ragqa[serve]'"
+        ) from None
+    if kb_dirs and workspace:
+        raise click.UsageError("give either --kb folders or --workspace, not both")
+    check_bind(host, api_key)  # before anything is created on disk
+    if kb_dirs:
+        registry = KnowledgeBases.from_folders(kb_dirs, settings)
+    else:
+        registry = KnowledgeBases.from_workspace(workspace or settings.data_dir, settings)
+    shown_host = f"[{host}]" if ":" in host else host
+    guard = "API key required" if api_key else "no API key: this machine only"
+    click.echo(
+        f"Serving {', '.join(registry.names()) or 'no knowledge base yet'} at "
+        f"http://{shown_host}:{port}/v1 ({guard})",
+        err=True,
+    )
+    serve(registry, host=host, port=port, config=ServerConfig(api_key=api_key))
+
+
 @cli.command(name="eval")
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

@@ -119,6 +119,8 @@ class Settings:
     # makes the same question give different answers (and tests flaky).
     llm_temperature: float = 0.0
     history_turns: int = 6
+    # The bearer token clients of `ragqa serve` must send (required off loopback).
+    api_key: str = field(default="", repr=False)  # never printed
 
     # Limits on what one file may cost to ingest.
     max_file_mb: float = 200.0
@@ -235,7 +237,7 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked, safe to show or log."""
         out = dataclasses.asdict(self)
-        for secret in ("llm_api_key", "milvus_token"):
+        for secret in ("llm_api_key", "milvus_token", "api_key"):
             if out[secret]:
                 out[secret] = mask_secret(out[secret])
         return out

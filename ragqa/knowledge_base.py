@@ -281,6 +281,49 @@ class KnowledgeBase:
         self._store.refresh()  # see what another process committed meanwhile
         return self._retriever.search(query, k or self.settings.top_k, mode=mode)
 
+    def as_langchain_retriever(
+        self, k: int | None = None, mode: str | None = None, **search_options: Any
+    ) -> Any:
+        """This knowledge base as a LangChain retriever (``langchain_core``'s ``BaseRetriever``).
+
+        Its ``Document`` values carry the chunk's text as ``page_content`` and the
+        hit's ``source``, ``file_name``, ``page``, ``start``, ``end``, ``score``,
+        ``chunk_id``, ``rank``, ``heading`` and ``focus`` as metadata (see
+        :func:`ragqa.integrations.langchain.hit_to_document`). ``invoke``,
+        ``ainvoke`` and ``batch`` all work; each search sees what other processes
+        committed meanwhile, as :meth:`search` does.
+
+        Args:
+            k: how many documents; defaults to ``settings.top_k``.
+            mode: ``"dense"``, ``"lexical"`` or ``"hybrid"``; defaults to
+                ``settings.retrieval_mode``.
+            **search_options: retrieval settings for this retriever only, such as
+                ``min_relevance=0``, ``mmr=True`` or ``reranker_model=...`` (see
+                :data:`ragqa.integrations.langchain.SEARCH_OPTIONS`).
+
+        Raises:
+            ConfigError: ``k`` below 1, an unknown mode or an unknown option.
+
+        Example:
+            >>> retriever = kb.as_langchain_retriever(k=3, mode="hybrid")  # doctest: +SKIP
+            >>> chain = retriever | format_docs | prompt | chat_model      # doctest: +SKIP
+        """
+        # Imported here: LangChain stays out of `import ragqa`.
+        from ragqa.integrations.langchain import KnowledgeBaseRetriever, check_search_options
+
+        check_search_options(k, mode, search_options)
+        settings = self.settings.replace(**search_options)  # validated like any settings
+        top_k = k or settings.top_k
+        chosen_mode = mode or settings.retrieval_mode
+
+        def search(query: str) -> list[Hit]:
+            self._store.refresh()
+            return self._retriever.search(query, top_k, mode=chosen_mode, settings=settings)
+
+        return KnowledgeBaseRetriever(
+            search=search, k=top_k, mode=chosen_mode, options=dict(search_options)
+        )
+
     # ---------------------------------------------------------------- answering
 
     def ask(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install ragqa into it.
 #
-#   scripts/setup.sh          the app (library, CLI and Streamlit UI)
+#   scripts/setup.sh          the app (library, CLI, Streamlit UI and `ragqa serve`)
 #   scripts/setup.sh dev      the app plus everything the test suite needs, including
 #                             llama-cpp-python (built from source: ~10 minutes the first
 #                             time on 2 cores, then taken from pip's wheel cache)
@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="ui"
-[ "${1:-}" = "dev" ] && extras="ui,dev,llamacpp"
+extras="ui,serve"
+[ "${1:-}" = "dev" ] && extras="ui,serve,dev,llamacpp"
 
 python_bin="${PYTHON:-}"
 if [ -z "$python_bin" ]; then
