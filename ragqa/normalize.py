@@ -74,6 +74,8 @@ _MANY_NEWLINES_RE = re.compile("\n{3,}")
 
 # A hyphen at the end of a line, with the character before and after it.
 _HYPHEN_BREAK_RE = re.compile(r"(?<=(\w))-\n(?=(\w))")
+# A table cell that is a number: "234,850.00", "12.5%", "-3".
+_NUMBER_CELL_RE = re.compile(r"[-+]?\d[\d,.]*%?")
 # A single space with the character on each side of it.
 _INNER_SPACE_RE = re.compile(r"(?<=(\S)) (?=(\S))")
 
@@ -94,7 +96,10 @@ def normalize_text(text: str) -> str:
        does: "Jean-\\nPaul", "1990-\\n1995" and "API-\\nbased" keep their hyphen.
     6. A space between two CJK characters, or between a CJK character and CJK
        punctuation, is removed. Spaces between CJK and Latin text stay, and so do
-       spaces between Korean words, which Korean writes with spaces.
+       spaces between Korean words, which Korean writes with spaces. So do the
+       spaces between the cells of a table's header row: a line of CJK words over
+       a line of as many cells, numbers among them ("授信银行 授信额度" over
+       "中国银行 234,850.00").
     7. Three or more newlines become two (one blank line), and the text is stripped.
 
     The function is idempotent: ``normalize_text(normalize_text(t)) ==
@@ -117,7 +122,7 @@ def normalize_text(text: str) -> str:
     text = _SPACE_RUN_RE.sub(" ", text)
     text = _TRAILING_SPACE_RE.sub("", text)
     text = _HYPHEN_BREAK_RE.sub(_join_hyphenated, text)
-    text = _INNER_SPACE_RE.sub(_drop_space_inside_cjk, text)
+    text = _join_cjk_lines(text)
     text = _MANY_NEWLINES_RE.sub("\n\n", text)
     return text.strip()
 
@@ -127,6 +132,32 @@ def _join_hyphenated(match: re.Match[str]) -> str:
     # a capital after the hyphen is a compound name, a digit is a range.
     before, after = match.group(1), match.group(2)
     return "" if before.islower() and after.islower() else match.group(0)
+
+
+def _join_cjk_lines(text: str) -> str:
+    """Rule 6, line by line: a table's header row keeps its cells apart."""
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        below = next((other for other in lines[i + 1 :] if other.strip()), "")
+        if " " in line and _heads_a_table(line, below):
+            out.append(line)
+        else:
+            out.append(_INNER_SPACE_RE.sub(_drop_space_inside_cjk, line))
+    return "\n".join(out)
+
+
+def _heads_a_table(line: str, below: str) -> bool:
+    cells, values = line.split(" "), below.split(" ")
+    numbers = sum(1 for value in values if _NUMBER_CELL_RE.fullmatch(value))
+    # Cells of one character are characters set apart: pypdf's spacing, not cells.
+    words = all(len(cell) >= 2 for cell in cells)
+    return (
+        words
+        and len(cells) == len(values) >= 3
+        and numbers >= 2
+        and not any(_NUMBER_CELL_RE.fullmatch(cell) for cell in cells)
+    )
 
 
 def _drop_space_inside_cjk(match: re.Match[str]) -> str:

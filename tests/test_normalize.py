@@ -223,3 +223,15 @@ def test_normalized_text_has_none_of_what_the_rules_remove(text: str) -> None:
     assert result == result.strip()
     assert not any(ch in result for ch in "\x00\u200b\ufeff\u00ad")
     assert unicodedata.is_normalized("NFC", result)
+
+
+def test_a_chinese_table_header_keeps_its_cells_apart() -> None:
+    # As pypdf reads a prospectus's credit table: the header's cells are words of
+    # several characters, and only the spaces tell them apart.
+    table = "授信银行 授信额度 已使用额度 未使用额度\n中国银行 234,850.00 150,200.00 84,650.00"
+    assert normalize_text(table) == table
+    # A line of spaced characters over the same numbers is still joined.
+    assert normalize_text("授 信 银 行\n中国银行 234,850.00 150,200.00 84,650.00").startswith(
+        "授信银行\n"
+    )
+    assert normalize_text(normalize_text(table)) == normalize_text(table)

@@ -315,7 +315,7 @@ class ExtractiveAnswerer:
         )
         short, source = "", best
         if best.kind == "row" and not best.header:
-            short = _table_cell(query, best)
+            short = _table_cell(query, best, question, self.similarity)
         for candidate in chosen if self.prefer_short and not short else ():
             short, source = short_answer(question, candidate.text), candidate
             if short:
@@ -672,15 +672,31 @@ def _entity_factor(asked: set[str], subject: str, text: str) -> float:
     return _UNNAMED_NAME_FACTOR
 
 
-def _table_cell(query: Sequence[str], row: _Candidate) -> str:
-    """``row label column: value`` for the column the question names, else ""."""
+def _table_cell(
+    query: Sequence[str],
+    row: _Candidate,
+    question: str = "",
+    similarity: Similarity | None = None,
+) -> str:
+    """``row label column: value`` for the column the question names, else "".
+
+    The column is the one whose name shares most words with the question. When
+    several share as many ("额度" is in 授信额度, 已使用额度 and 未使用额度), the
+    one closest in meaning decides, if ``similarity`` is given: "还有多少额度没用"
+    asks for 未使用额度.
+    """
     if not row.header_cells or len(row.header_cells) != len(row.row_cells):
         return ""
     wanted = set(query)
     overlaps = [len(wanted & set(tokenize(cell))) for cell in row.header_cells]
-    column = max(range(1, len(overlaps)), key=lambda j: overlaps[j], default=0)
-    if not column or not overlaps[column]:
+    most = max(overlaps[1:], default=0)
+    if not most:
         return ""
+    tied = [j for j in range(1, len(overlaps)) if overlaps[j] == most]
+    column = tied[0]
+    if len(tied) > 1 and similarity is not None:
+        closeness = similarity(question, [row.header_cells[j] for j in tied])
+        column = tied[max(range(len(tied)), key=lambda i: closeness[i])]
     return f"{row.row_cells[0]} {row.header_cells[column]}: {row.row_cells[column]}"
 
 

@@ -324,3 +324,16 @@ def test_a_date_line_under_the_title_dates_the_text(answerer: ExtractiveAnswerer
 def test_a_number_word_does_not_answer_how_many(answerer: ExtractiveAnswerer) -> None:
     notes = hit("GPT 是一种热门基础模型,其带编号的迭代都是对前代(GPT-3、GPT-4 等)的改进。")
     assert not answerer.extract("GPT-4 大概有多少参数？", [notes]).found
+
+
+def test_meaning_picks_the_column_when_words_tie() -> None:
+    table = hit(
+        "授信银行 授信额度 已使用额度 未使用额度\n中国银行 234,850.00 150,200.00 84,650.00\n"
+        "工商银行 80,000.00 30,000.00 50,000.00",
+        "report.pdf",
+    )
+    question = "工商银行还有多少额度没用？"  # "额度" is in every column's name
+    assert "授信额度: 80,000.00" in ExtractiveAnswerer().extract(question, [table]).text
+    similarity = _meaning({"未使用": 0.9, "已使用": 0.5, "授信额度": 0.4})
+    answer = ExtractiveAnswerer(similarity=similarity).extract(question, [table])
+    assert "未使用额度: 50,000.00" in answer.text, answer.text
