@@ -334,6 +334,10 @@ def test_meaning_picks_the_column_when_words_tie() -> None:
     )
     question = "工商银行还有多少额度没用？"  # "额度" is in every column's name
     assert "授信额度: 80,000.00" in ExtractiveAnswerer().extract(question, [table]).text
-    similarity = _meaning({"未使用": 0.9, "已使用": 0.5, "授信额度": 0.4})
+    columns = {"未使用额度": 0.9, "已使用额度": 0.5, "授信额度": 0.4}
+
+    def similarity(question: str, texts) -> list[float]:
+        return [columns.get(text, 0.5) for text in texts]  # the units all alike
+
     answer = ExtractiveAnswerer(similarity=similarity).extract(question, [table])
     assert "未使用额度: 50,000.00" in answer.text, answer.text
