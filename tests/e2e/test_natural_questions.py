@@ -33,15 +33,15 @@ DATASET = REPO / "bench" / "data" / "natural_questions.json"
 # Every fourth of the 47 Chinese notes questions answered (key fact and file) with
 # multilingual-e5-small as the default, `ragqa eval ... --details`. Chosen again when
 # the default model changed: under MiniLM the set had been every fourth of that
-# model's answers, and one of them (zh-021, 微调跟少量样本学习是什么关系？) is now
-# answered with the item next to the right one (see the README).
+# model's answers.
 ASKED = ("zh-004", "zh-013", "zh-022", "zh-028", "zh-034", "zh-044")
 ASKED += ("zh-048", "zh-057", "zh-064", "zh-077", "zh-084", "zh-089")
 # The targets, not met yet (see the README's natural-question table).
 TARGETS = {"key_fact_in_answer": 0.90, "right_file_cited": 0.95, "abstained": 1.0}
-# What the whole set measured when this was written (0.525, 0.721, 0.556), less a
-# margin for machines that embed in another precision.
-FLOORS = {"key_fact_in_answer": 0.48, "right_file_cited": 0.67, "abstained": 0.55}
+# What the whole set measured when this was written (0.607, 0.787, 0.778 with the
+# answerer scoring units by meaning too), less a margin for machines that embed in
+# another precision (one unanswerable question is 0.111).
+FLOORS = {"key_fact_in_answer": 0.57, "right_file_cited": 0.74, "abstained": 0.66}
 
 
 def _chosen_questions() -> list[dict[str, Any]]:
