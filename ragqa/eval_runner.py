@@ -158,7 +158,10 @@ def _ask_all(
         gold.append(f"{prefix}#{question.paragraph_id}")
         if answers:
             answer = answer_question(
-                question.question, hits[: kb.settings.top_k], settings=kb.settings
+                question.question,
+                hits[: kb.settings.top_k],
+                settings=kb.settings,
+                closeness=kb.closeness,
             )
             predictions.append(strip_citations(answer.text))
     metrics = retrieval_metrics(ranked, gold, latencies)

@@ -242,6 +242,12 @@ class KnowledgeBase:
         return self._embedder
 
     @property
+    def closeness(self) -> UnitCloseness | None:
+        """What scores answer units by meaning for the extractive answerer (None when
+        the embedding model has no ``meaning_weight``)."""
+        return self._closeness
+
+    @property
     def manifest(self) -> Manifest:
         """The manifest as last written (counts are refreshed by every write)."""
         self._store.refresh()
@@ -400,7 +406,7 @@ class KnowledgeBase:
             chat_model=chat_model,
             history=history,
             retrieve_seconds=time.perf_counter() - started,
-            closeness=self._closeness,
+            closeness=self.closeness,
         )
 
     # ------------------------------------------------------------------ writing
