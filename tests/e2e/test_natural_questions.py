@@ -38,7 +38,7 @@ ASKED = ("zh-004", "zh-013", "zh-022", "zh-028", "zh-034", "zh-044")
 ASKED += ("zh-048", "zh-057", "zh-064", "zh-077", "zh-084", "zh-089")
 # The targets, not met yet (see the README's natural-question table).
 TARGETS = {"key_fact_in_answer": 0.90, "right_file_cited": 0.95, "abstained": 1.0}
-# What the whole set measured when this was written (0.607, 0.787, 0.778 with the
+# What the whole set measured when this was written (0.598, 0.787, 0.778 with the
 # answerer scoring units by meaning too), less a margin for machines that embed in
 # another precision (one unanswerable question is 0.111).
 FLOORS = {"key_fact_in_answer": 0.57, "right_file_cited": 0.74, "abstained": 0.66}
