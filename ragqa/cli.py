@@ -24,7 +24,7 @@ from click.core import ParameterSource
 from ragqa.config import LLM_BACKENDS, RETRIEVAL_MODES, Settings
 from ragqa.errors import RagqaError
 from ragqa.knowledge_base import IngestProgress, KnowledgeBase
-from ragqa.types import Hit, IngestReport
+from ragqa.types import IngestReport
 
 __all__ = ["main"]
 
@@ -195,20 +195,6 @@ def report_to_dict(report: IngestReport) -> dict[str, Any]:
     }
 
 
-def hit_to_dict(hit: Hit, rank: int) -> dict[str, Any]:
-    return {
-        "rank": rank,
-        "score": round(hit.score, 6),
-        "source": hit.source,
-        "file_name": hit.file_name,
-        "page": hit.page,
-        "start": hit.start,
-        "end": hit.end,
-        "chunk_id": hit.chunk_id,
-        "text": hit.text,
-    }
-
-
 @cli.command()
 @click.argument("query")
 @kb_option
@@ -221,7 +207,7 @@ def search(query: str, kb_dir: str, k: int | None, mode: str | None, as_json: bo
     with KnowledgeBase.open(kb_dir, settings=settings) as kb:
         hits = kb.search(query)
     if as_json:
-        payload = [hit_to_dict(h, rank) for rank, h in enumerate(hits, start=1)]
+        payload = [h.to_dict(rank) for rank, h in enumerate(hits, start=1)]
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     if not hits:

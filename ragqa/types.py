@@ -83,6 +83,25 @@ class Hit:
         """The source's file name without its folder, for display."""
         return Path(self.source).name
 
+    def to_dict(self, rank: int) -> dict[str, object]:
+        """The hit as ``ragqa search --json`` and the HTTP API's search show it.
+
+        Example:
+            >>> Hit("Tea.", 0.5, "/d/tea.md", 1, 0, 4).to_dict(1)["file_name"]
+            'tea.md'
+        """
+        return {
+            "rank": rank,
+            "score": round(float(self.score), 6),
+            "source": self.source,
+            "file_name": self.file_name,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "chunk_id": self.chunk_id,
+            "text": self.text,
+        }
+
 
 @dataclass(frozen=True)
 class DocumentInfo:

@@ -131,18 +131,7 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
         return SearchResponse(
             model=name,
             data=[
-                SearchHit(
-                    rank=rank,
-                    score=round(float(hit.score), 6),
-                    source=hit.source,
-                    file_name=hit.file_name,
-                    page=hit.page,
-                    start=hit.start,
-                    end=hit.end,
-                    chunk_id=hit.chunk_id,
-                    heading=hit.heading,
-                    text=hit.text,
-                )
+                SearchHit(**hit.to_dict(rank), heading=hit.heading)
                 for rank, hit in enumerate(hits, start=1)
             ],
         )
