@@ -11,8 +11,6 @@ sync, batched, and async and streamed.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+from llama_helpers import bundled_llama_server
 
 from ragqa import KnowledgeBase, Settings
 from ragqa.config import DEFAULT_EMBEDDING_MODEL
@@ -39,24 +38,9 @@ PROMPT = ChatPromptTemplate.from_messages(
 )
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "llama_server", REPO / "scripts" / "llama_server.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["llama_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory):
-    script = load_script()
-    folder = tmp_path_factory.mktemp("llama")
-    gguf = script.locate_model("", folder)
-    with script.LlamaServer.start(
-        gguf, n_ctx=2048, chat_format=script.BUNDLED_CHAT_FORMAT, log_path=folder / "log"
-    ) as running:
+    with bundled_llama_server(tmp_path_factory.mktemp("llama")) as running:
         yield running
 
 

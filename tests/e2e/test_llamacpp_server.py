@@ -7,11 +7,10 @@ tokens stream, an Answer comes out, errors are clear. Not the answer's quality.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from llama_helpers import load_llama_script
 
 from ragqa.answering import Answer, stream_answer
 from ragqa.config import Settings
@@ -40,19 +39,9 @@ HITS = [
 ]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "llama_server", REPO / "scripts" / "llama_server.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["llama_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script():
-    return load_script()
+    return load_llama_script()
 
 
 @pytest.fixture(scope="module")

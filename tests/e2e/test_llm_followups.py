@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from llama_helpers import load_llama_script
 
 from ragqa import KnowledgeBase
 from ragqa.config import Settings
@@ -52,12 +52,7 @@ def join_parts(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    spec = importlib.util.spec_from_file_location(
-        "llama_server", REPO / "scripts" / "llama_server.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    sys.modules["llama_server"] = script
-    spec.loader.exec_module(script)
+    script = load_llama_script()
     folder = tmp_path_factory.mktemp("qwen")
     gguf = join_parts(folder / "qwen2.5-coder-0.5b-instruct.gguf")
     # Qwen's GGUF carries its own chat template: no chat format is forced.

