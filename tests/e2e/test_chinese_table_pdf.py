@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_ragqa as ragqa
 
 from ragqa.answering import strip_citations
 
@@ -59,18 +59,6 @@ def make_report(path: Path, font: Path) -> Path:
     pdf.multi_cell(0, 8, LINE_AFTER, new_x="LMARGIN", new_y="NEXT")
     path.write_bytes(bytes(pdf.output()))
     return path
-
-
-def ragqa(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGQA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "ragqa.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

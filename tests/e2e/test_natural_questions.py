@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_ragqa as _ragqa
 
 from ragqa.answering import strip_citations
 from ragqa.natural_eval import contains_fact
@@ -52,19 +51,6 @@ def _chosen_questions() -> list[dict[str, Any]]:
 
 
 CHOSEN = _chosen_questions()
-
-
-def _ragqa(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    # The developer's RAGQA_* settings must not change what is measured.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGQA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "ragqa.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
