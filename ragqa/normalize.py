@@ -137,13 +137,16 @@ def _join_hyphenated(match: re.Match[str]) -> str:
 def _join_cjk_lines(text: str) -> str:
     """Rule 6, line by line: a table's header row keeps its cells apart."""
     lines = text.split("\n")
-    out = []
-    for i, line in enumerate(lines):
-        below = next((other for other in lines[i + 1 :] if other.strip()), "")
+    out = [""] * len(lines)
+    below = ""  # the next line that is not blank, walking up from the end
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
         if " " in line and _heads_a_table(line, below):
-            out.append(line)
+            out[i] = line
         else:
-            out.append(_INNER_SPACE_RE.sub(_drop_space_inside_cjk, line))
+            out[i] = _INNER_SPACE_RE.sub(_drop_space_inside_cjk, line)
+        if line.strip():
+            below = line
     return "\n".join(out)
 
 
