@@ -49,14 +49,26 @@ class UnitCloseness:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._last_query: tuple[str | None, np.ndarray] = (None, np.zeros(0, dtype=np.float32))
 
     def __call__(self, question: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        query = self.embedder.embed_query(question)
+        query = self._query(question)
         cosines = self._vectors(texts) @ query
         low, high = self.embedder.cosine_range
         return np.clip((cosines - low) / (high - low), 0.0, 1.0).tolist()
+
+    def _query(self, question: str) -> np.ndarray:
+        # The answerer asks twice about one question (its units, then a table's
+        # columns): the question is embedded once.
+        with self._lock:
+            if self._last_query[0] == question:
+                return self._last_query[1]
+        vector = self.embedder.embed_query(question)
+        with self._lock:
+            self._last_query = (question, vector)
+        return vector
 
     def _vectors(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
