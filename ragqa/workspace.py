@@ -5,11 +5,15 @@ it can be tested without Streamlit.
 
 * :class:`Workspace` lists, creates (with a validated name) and opens knowledge
   bases, each a folder ``data_dir/NAME``. Uploaded files are saved into that
-  knowledge base's own ``uploads/`` folder under a sanitised name, so nothing a
-  browser sends can land anywhere else. Before anything is saved, each upload is
+  knowledge base's own ``uploads/`` folder under a safe name, so nothing a
+  browser sends can land anywhere else, and are shown under the name they were
+  uploaded with (:mod:`ragqa.uploads`). Before anything is saved, each upload is
   checked: size and count limits, extension against content (``%PDF-`` for .pdf,
   decodable text for .txt/.md), and its SHA-256 against the stored documents, so a
   duplicate is reported instead of ingested twice.
+* :func:`describe_result`, :func:`describe_unreadable` and :func:`add_notice` turn
+  what happened to an upload into :class:`Notice` values: label keys, so they
+  follow the page's language.
 * :func:`source_views` and :func:`passage_html` turn an answer's citations into
   passages with the cited part highlighted, escaped first: documents are untrusted
   and must never inject markup into the page.
@@ -26,13 +30,11 @@ Example:
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import os
 import re
-import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,47 +42,65 @@ from typing import TYPE_CHECKING, Any
 from ragqa.config import Settings
 from ragqa.embeddings import Embedder
 from ragqa.errors import IndexMismatchError, RagqaError
-from ragqa.knowledge_base import IngestProgress, KnowledgeBase
+from ragqa.knowledge_base import UNK_WARNING_RATIO, IngestProgress, KnowledgeBase
 from ragqa.types import DocumentInfo, FileResult, Hit
+
+# The upload names are defined in ragqa.uploads; the public ones are re-exported
+# here, where the UI and the server have always found them.
+from ragqa.uploads import (
+    MAX_FILE_NAME_BYTES,
+    UPLOAD_EXTENSIONS,
+    UPLOADS_DIR,
+    WINDOWS_RESERVED,
+    UploadNames,
+    UploadOutcome,
+    check_upload_content,
+    display_name,
+    is_inside,
+    safe_file_name,
+    stored_file_name,
+    write_inside,
+)
 
 if TYPE_CHECKING:
     from ragqa.conversation import Turn
 
 __all__ = [
     "DEFAULT_KB_NAME",
+    "MAX_FILE_NAME_BYTES",
     "UPLOAD_EXTENSIONS",
     "ChatMessage",
     "SourceView",
+    "UploadNames",
     "UploadOutcome",
     "Workspace",
     "WorkspaceError",
     "Notice",
+    "add_notice",
     "answer_claims",
     "cited_sentences",
     "check_upload_content",
+    "css_string",
     "describe_outcome",
     "describe_result",
+    "describe_unreadable",
     "escape_markdown",
+    "file_name_html",
+    "forget_notices",
     "history_turns",
     "hit_views",
     "needs_password",
     "passage_html",
+    "pdf_of",
     "safe_file_name",
     "source_views",
+    "stored_file_name",
+    "unreadable_share",
 ]
 
 DEFAULT_KB_NAME = "default"
-UPLOAD_EXTENSIONS = (".pdf", ".txt", ".md", ".markdown")
-UPLOADS_DIR = "uploads"
 MAX_KB_NAME_LENGTH = 64
 MAX_FILES_PER_UPLOAD = 20
-# Long enough for any real title, short enough that the full path stays far below
-# the 255-byte limit most file systems put on one name.
-MAX_FILE_NAME_BYTES = 150
-# A PDF's header may follow some junk; readers look for it in the first KiB.
-_PDF_HEADER_WINDOW = 1024
-# How much of a text file is decoded to judge that it is text at all.
-_TEXT_SAMPLE_BYTES = 256 * 1024
 # Settings that change how a file is read and split; the rest affect only answering.
 _INGEST_FIELDS = (
     "chunk_size",
@@ -91,9 +111,6 @@ _INGEST_FIELDS = (
     "max_seconds_per_file",
 )
 _KB_NAME = re.compile(r"[\w][\w\-. ]*")
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {
-    f"{p}{i}" for p in ("com", "lpt") for i in "123456789"
-}
 
 
 class WorkspaceError(RagqaError):
@@ -110,25 +127,6 @@ class WorkspaceError(RagqaError):
         super().__init__(message)
         self.label = label
         self.values = values
-
-
-@dataclass(frozen=True)
-class UploadOutcome:
-    """What happened to one uploaded file before ingestion.
-
-    ``status`` is ``"saved"`` (written to ``path``, ready to ingest), ``"duplicate"``
-    (the same bytes are stored already, as ``existing``) or ``"rejected"`` (with a
-    ``reason``: ``too_large``, ``too_many``, ``unsupported``, ``not_pdf``,
-    ``not_text`` or ``empty``).
-    """
-
-    name: str
-    status: str
-    content_hash: str = ""
-    size: int = 0
-    path: Path | None = None
-    reason: str | None = None
-    existing: str | None = None
 
 
 class Workspace:
@@ -180,7 +178,7 @@ class Workspace:
                 "the name may only hold letters, digits, spaces, '-', '_' and '.'",
                 label="kb_name_bad_chars",
             )
-        if name.split(".")[0].lower() in _WINDOWS_RESERVED:
+        if name.split(".")[0].lower() in WINDOWS_RESERVED:
             raise WorkspaceError(
                 f"{name!r} is a reserved name", label="kb_name_reserved", name=name
             )
@@ -274,11 +272,13 @@ class Workspace:
             One :class:`UploadOutcome` per file, in order. Nothing is ingested yet.
         """
         uploads = self.uploads_dir(name)
-        known = {doc.content_hash: Path(doc.source).name for doc in documents}
+        names = UploadNames(self.path(name))
+        shown_names = names.load()
+        known = {doc.content_hash: names.name_of(doc.source, shown_names) for doc in documents}
         limit_bytes = self.settings.max_file_mb * 1024 * 1024
         outcomes: list[UploadOutcome] = []
         for index, (raw_name, data) in enumerate(files):
-            shown = _display_name(raw_name)
+            shown = display_name(raw_name)
             digest = hashlib.sha256(data).hexdigest()
             reason = None
             if index >= self.max_files:
@@ -295,9 +295,9 @@ class Workspace:
                     UploadOutcome(shown, "duplicate", digest, len(data), existing=known[digest])
                 )
                 continue
-            path = _write_inside(uploads, safe_file_name(raw_name), data)
+            path = write_inside(uploads, names.claim(shown, stored_file_name(raw_name)), data)
             # A second copy in the same upload is a duplicate of the first.
-            known[digest] = path.name
+            known[digest] = shown
             outcomes.append(UploadOutcome(shown, "saved", digest, len(data), path=path))
         return outcomes
 
@@ -343,9 +343,17 @@ class Workspace:
         return result
 
     def discard_upload(self, kb: KnowledgeBase, path: Path) -> None:
-        """Delete a saved upload, if it is inside ``kb``'s uploads folder."""
-        if _is_inside(Path(path), kb.directory / UPLOADS_DIR):
+        """Delete a saved upload, and its uploaded name, if it is inside ``kb``'s uploads folder."""
+        if is_inside(Path(path), kb.directory / UPLOADS_DIR):
             Path(path).unlink(missing_ok=True)
+            UploadNames(kb.directory).forget(Path(path).name)
+
+    def display_names(self, kb: KnowledgeBase) -> dict[str, str]:
+        """``{source: the name to show}`` for every document of ``kb``: the name it was
+        uploaded under, or its file name when it came from elsewhere (the CLI)."""
+        names = UploadNames(kb.directory)
+        stored = names.load()
+        return {doc.source: names.name_of(doc.source, stored) for doc in kb.documents()}
 
     def remove_document(self, kb: KnowledgeBase, source: str) -> bool:
         """Remove a document from ``kb``, and its uploaded file if the UI saved it."""
@@ -430,118 +438,53 @@ def needs_password(result: FileResult) -> bool:
     return result.status == "failed" and result.reason in ("encrypted", "wrong_password")
 
 
-def safe_file_name(name: str) -> str:
-    """A file name that is safe to create inside a folder, kept readable.
+def unreadable_share(kb: KnowledgeBase, source: str) -> float | None:
+    """The share of a stored document's tokens that ``kb``'s embedding model cannot
+    read (they become ``[UNK]``), or None when the model cannot tell or the document
+    is not stored.
 
-    Only the last path component survives (browsers send bare names, but nothing
-    from a browser is trusted), characters other than letters (any script),
-    digits and ``-_.()`` become ``_``, leading dots go (no hidden files, no ``..``),
-    the extension is lower-cased, and the name is cut to
-    :data:`MAX_FILE_NAME_BYTES` bytes of UTF-8.
-
-    Example:
-        >>> safe_file_name("../../etc/passwd")
-        'passwd'
-        >>> safe_file_name("C:\\\\Users\\\\me\\\\季報 2024.PDF")
-        '季報_2024.pdf'
+    Measured on the document alone, from its stored pages: the knowledge base's own
+    warning covers a whole batch, once per opened knowledge base, and the page is
+    shared by every session, so it would reach only the first user who uploads.
     """
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c if c.isalnum() or c in "-_.()" else "_" for c in name)
-    name = re.sub(r"_+", "_", name).lstrip("._-")
-    stem, ext = os.path.splitext(name)
-    ext = ext.lower() if re.fullmatch(r"\.[a-z0-9]{1,8}", ext.lower()) else ""
-    stem = stem.rstrip(". ") or "upload"
-    if stem.split(".")[0].lower() in _WINDOWS_RESERVED:
-        stem = f"_{stem}"
-    budget = MAX_FILE_NAME_BYTES - len(ext.encode())
-    while len(stem.encode("utf-8")) > budget:
-        stem = stem[:-1]
-    return stem + ext
+    doc = next((d for d in kb.documents() if d.source == source), None)
+    if doc is None:
+        return None
+    pages = [text for page in range(1, doc.pages + 1) if (text := kb.page_text(source, page))]
+    return kb.embedder.unknown_token_ratio(pages) if pages else None
 
 
-def check_upload_content(name: str, data: bytes) -> str | None:
-    """Why an upload's content does not fit its extension, or None when it does.
+def describe_unreadable(kb: KnowledgeBase, result: FileResult, name: str) -> Notice | None:
+    """A warning for a document that was just stored but that the embedding model
+    mostly cannot read, saying what to do; None when it reads well (or failed).
 
-    Returns:
-        ``"unsupported"`` (not .pdf/.txt/.md), ``"empty"``, ``"not_pdf"`` (a .pdf
-        without the ``%PDF-`` header) or ``"not_text"`` (a .txt/.md that does not
-        decode as text).
+    A Chinese file in a knowledge base built with all-MiniLM-L6-v2, for one, gets
+    ``result_unreadable`` with ``{"name": ..., "percent": 38, "model": ...}``.
     """
-    ext = os.path.splitext(name.replace("\\", "/").rsplit("/", 1)[-1])[1].lower()
-    if ext not in UPLOAD_EXTENSIONS:
-        return "unsupported"
-    if not data.strip():
-        return "empty"
-    if ext == ".pdf":
-        return None if b"%PDF-" in data[:_PDF_HEADER_WINDOW] else "not_pdf"
-    return None if _looks_like_text(data[:_TEXT_SAMPLE_BYTES]) else "not_text"
+    if result.status not in ("added", "replaced"):
+        return None
+    share = unreadable_share(kb, result.source)
+    if share is None or share < UNK_WARNING_RATIO:
+        return None
+    values = {"name": name, "percent": round(share * 100), "model": kb.embedder.name}
+    return Notice("warning", "result_unreadable", values)
 
 
-def _looks_like_text(sample: bytes) -> bool:
-    """Whether ``sample`` (perhaps cut mid-character) decodes as real text."""
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encodings = ["utf-16"]
-    elif b"\x00" in sample:
-        return False  # NUL bytes: binary, or UTF-16 without a BOM, which we do not guess
-    else:
-        encodings = ["utf-8-sig"]
-        from charset_normalizer import from_bytes
+def add_notice(log: list[Notice], notice: Notice) -> None:
+    """Append ``notice`` to an upload log; a success clears what it resolves.
 
-        best = from_bytes(sample).best()
-        if best is not None:
-            encodings.append(best.encoding)
-    for encoding in encodings:
-        try:
-            # An incremental decoder tolerates a character cut at the sample's end.
-            text = codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        controls = sum(
-            1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f\v\x1b"
-        )
-        if text.strip() and controls <= max(1, len(text) // 100):
-            return True
-    return False
+    A file that was added at last (the right password, a new version) makes the
+    warnings and errors about it stale, so they go; other files' notices stay.
+    """
+    name = notice.values.get("name")
+    if notice.level == "success" and name is not None:
+        log[:] = [n for n in log if n.level == "success" or n.values.get("name") != name]
+    log.append(notice)
 
 
-def _display_name(raw_name: str) -> str:
-    """The uploaded file's own name for messages: its last path component, without
-    control or format characters (a right-to-left override could disguise it)."""
-    name = (raw_name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
-    return name or "upload"
-
-
-def _is_inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _write_inside(folder: Path, file_name: str, data: bytes) -> Path:
-    """Write ``data`` to ``folder/file_name`` atomically, refusing to leave ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / file_name
-    # safe_file_name already guarantees this; checked again because a mistake here
-    # would let a browser write anywhere the server can. (Not with resolve(): that
-    # would follow a symlink at the target, which os.replace below replaces anyway.)
-    if file_name in ("", ".", "..") or "/" in file_name or "\\" in file_name:
-        message = f"refusing to write {file_name!r} outside {folder}"
-        raise WorkspaceError(message, label="error", error=message)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # os.replace swaps the directory entry, so a symlink planted at the target
-        # is replaced, never written through.
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+def forget_notices(log: list[Notice], name: str) -> None:
+    """Drop every notice about the file ``name`` (it has been removed)."""
+    log[:] = [n for n in log if n.values.get("name") != name]
 
 
 # --------------------------------------------------------------------- chat
@@ -549,13 +492,19 @@ def _write_inside(folder: Path, file_name: str, data: bytes) -> Path:
 
 @dataclass(frozen=True)
 class SourceView:
-    """One source under an answer, ready to show: ``html`` is escaped and safe."""
+    """One source under an answer, ready to show: ``html`` is escaped and safe.
+
+    ``file_name`` is the name to show (the uploaded one); ``source`` the stored path,
+    and ``cited`` the texts marked in the passage, to find them on the page's image.
+    """
 
     number: int
     file_name: str
     page: int
     html: str
     heading: str = ""  # the headings above the passage, " › " between them
+    source: str = ""
+    cited: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -564,7 +513,8 @@ class ChatMessage:
 
     ``sources`` are the cited passages under an answer; ``passages_only`` marks the
     fallback where the language model failed (``error`` says why) and ``sources``
-    holds the retrieved passages instead.
+    holds the retrieved passages instead. ``language`` is the question's, for the
+    page's fixed replies ("nothing found"); empty means the page's language.
     """
 
     role: str
@@ -572,6 +522,7 @@ class ChatMessage:
     sources: tuple[SourceView, ...] = ()
     passages_only: bool = False
     error: str | None = None
+    language: str = ""  # what the page's own replies to it are in (ragqa.i18n.reply_language)
 
 
 # Markdown, Streamlit's :color[...] directives and $math$ all key on ASCII
@@ -599,6 +550,43 @@ def _escape_html_text(text: str) -> str:
     escaped = "".join(_HTML_SPECIALS.get(c, c) for c in text if c != "\r")
     # A blank line would end the HTML block and hand the rest to Markdown.
     return escaped.replace("\n", "<br>")
+
+
+def file_name_html(name: str) -> str:
+    """A file name as escaped HTML that may wrap only after ``_``, ``-`` and ``.``.
+
+    A long name in a narrow list would otherwise be broken anywhere, mid-word.
+
+    Example:
+        >>> file_name_html("a_b<c>.pdf")
+        '<span class="ragqa-file">a&#95;<wbr>b&#60;c&#62;&#46;<wbr>pdf</span>'
+    """
+    parts = []
+    for char in name:
+        parts.append(_escape_html_text(char))
+        if char in "_-.":
+            parts.append("<wbr>")
+    return f'<span class="ragqa-file">{"".join(parts)}</span>'
+
+
+def css_string(text: str) -> str:
+    """``text`` as a quoted CSS string, for ``content:``; nothing in it can end the
+    string or the rule.
+
+    Example:
+        >>> print(css_string('上传 "x"'))
+        "上传 \\000022 x\\000022 "
+    """
+    escaped = "".join(f"\\{ord(c):06x} " if c in '"\\<>{};' or ord(c) < 0x20 else c for c in text)
+    return f'"{escaped}"'
+
+
+def pdf_of(view: SourceView) -> Path | None:
+    """The PDF a source was cut from, when it is one and is still there to draw."""
+    path = Path(view.source) if view.source else None
+    if path is None or path.suffix.lower() != ".pdf" or not path.is_file():
+        return None
+    return path
 
 
 def passage_html(text: str, highlights: Sequence[tuple[int, int]] = ()) -> str:
@@ -700,7 +688,11 @@ PageText = Callable[[str, int], "str | None"]
 
 
 def source_views(
-    answer: Any, *, page_text: PageText | None = None, context_chars: int = 300
+    answer: Any,
+    *,
+    page_text: PageText | None = None,
+    context_chars: int = 300,
+    names: Mapping[str, str] | None = None,
 ) -> list[SourceView]:
     """The sources to show under an answer, each with its cited part highlighted.
 
@@ -715,10 +707,16 @@ def source_views(
             nothing, its passages are shown unhighlighted instead.
         page_text: where to find a page's full text, if anywhere.
         context_chars: how much of the page to show around a chunk.
+        names: ``{source: name to show}`` (:meth:`Workspace.display_names`); a
+            source not in it is shown by its file name.
+
+    Sources are numbered as the answer numbers them: 1..n in the order the text
+    first cites them (:func:`ragqa.answering.resolve_citations`).
     """
+    names = names or {}
     citations = tuple(getattr(answer, "citations", ()) or ())
     if not citations:
-        return hit_views(getattr(answer, "passages", ()) or ())
+        return hit_views(getattr(answer, "passages", ()) or (), names=names)
     views = []
     for citation in citations:
         page = page_text(citation.source, citation.page) if page_text is not None else None
@@ -742,22 +740,34 @@ def source_views(
             body = passage_html(shown, marks)
         else:
             body = passage_html(citation.text, spans)
+        cited = tuple(citation.text[s:e] for s, e in spans) or (citation.text,)
         views.append(
             SourceView(
                 citation.number,
-                Path(citation.source).name,
+                names.get(citation.source) or Path(citation.source).name,
                 citation.page,
                 body,
                 getattr(citation, "heading", "") or "",
+                citation.source,
+                cited,
             )
         )
     return views
 
 
-def hit_views(hits: Iterable[Hit]) -> list[SourceView]:
+def hit_views(hits: Iterable[Hit], *, names: Mapping[str, str] | None = None) -> list[SourceView]:
     """Search hits as sources, numbered from 1, without highlighting."""
+    names = names or {}
     return [
-        SourceView(number, hit.file_name, hit.page, passage_html(hit.text), hit.heading)
+        SourceView(
+            number,
+            names.get(hit.source) or hit.file_name,
+            hit.page,
+            passage_html(hit.text),
+            hit.heading,
+            hit.source,
+            (hit.text,),
+        )
         for number, hit in enumerate(hits, start=1)
     ]
 

@@ -21,19 +21,30 @@ from ragqa.workspace import (
     DEFAULT_KB_NAME,
     MAX_FILE_NAME_BYTES,
     ChatMessage,
+    Notice,
+    SourceView,
+    UploadNames,
     UploadOutcome,
     Workspace,
     WorkspaceError,
+    add_notice,
     answer_claims,
     check_upload_content,
     cited_sentences,
+    css_string,
     describe_outcome,
     describe_result,
+    describe_unreadable,
     escape_markdown,
+    file_name_html,
+    forget_notices,
     history_turns,
+    hit_views,
     passage_html,
+    pdf_of,
     safe_file_name,
     source_views,
+    stored_file_name,
 )
 
 FACT = "The lighthouse on Quillon Island was built in 1887 by Mara Velez."
@@ -531,3 +542,180 @@ def test_history_turns_are_bounded_and_skip_empty_answers():
     ]
     assert history_turns(messages, 2) == [Turn("user", "q3"), Turn("assistant", "a3")]
     assert history_turns(messages, 0) == []
+
+
+# ------------------------------------------------------- names as uploaded
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("pdfminer__naacl06-shinyama.pdf", "pdfminer__naacl06-shinyama.pdf"),  # kept as it is
+        ("季報_2024_(final).pdf", "季報_2024_(final).pdf"),
+        ("/abs/path/a__b.md", "a__b.md"),  # only the last component, still
+        ("季報 2024.PDF", "季報_2024.pdf"),  # a space and an upper-case extension: made safe
+        ("photo\u202egpj.md", "photo_gpj.md"),
+        ("_leading.txt", "_leading.txt"),
+        ("-leading.txt", "leading.txt"),
+        (".hidden.txt", "hidden.txt"),
+        ("nul.txt", "_nul.txt"),
+        ("cafe\u0301.txt", "café.txt"),  # decomposed (macOS) becomes composed
+    ],
+)
+def test_stored_file_name_keeps_a_name_that_is_already_safe(raw, stored):
+    assert stored_file_name(raw) == stored
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_stored_file_name_never_leaves_its_folder(raw):
+    name = stored_file_name(raw)
+    assert name and name not in (".", "..") and not name.startswith(".")
+    assert "/" not in name and "\\" not in name and "\x00" not in name
+    assert len(name.encode("utf-8")) <= MAX_FILE_NAME_BYTES
+    folder = Path("/srv/uploads")
+    assert (folder / name).resolve().parent == folder.resolve()
+
+
+def test_the_uploaded_name_is_shown_everywhere_while_the_stored_one_is_safe(workspace, kb):
+    files = [
+        ("pdfminer__naacl06-shinyama.pdf", make_pdf([FACT])),
+        ("季報 2024.PDF", make_pdf(["Quarterly revenue rose by four percent."])),
+    ]
+    outcomes = workspace.save_uploads("default", files, kb.documents())
+    assert [o.name for o in outcomes] == [name for name, _ in files]
+    assert [o.path.name for o in outcomes] == ["pdfminer__naacl06-shinyama.pdf", "季報_2024.pdf"]
+    for outcome in outcomes:
+        assert workspace.ingest(kb, outcome.path).status == "added"
+    names = workspace.display_names(kb)
+    assert sorted(names.values()) == ["pdfminer__naacl06-shinyama.pdf", "季報 2024.PDF"]
+    # Only the renamed file has an entry, kept in the knowledge base's folder.
+    assert UploadNames(kb.directory).load() == {"季報_2024.pdf": "季報 2024.PDF"}
+    assert (kb.directory / "upload_names.json").is_file()
+
+    # In the sources under an answer, and in the duplicate message.
+    hit = kb.search("How much did quarterly revenue rise?", k=1)[0]
+    [view] = hit_views([hit], names=names)
+    assert view.file_name == "季報 2024.PDF" and view.source == hit.source
+    again = _save_one(workspace, kb, "copy.pdf", files[1][1])
+    assert (again.status, again.existing) == ("duplicate", "季報 2024.PDF")
+
+    # Removed: the entry goes with the file.
+    workspace.remove_document(kb, hit.source)
+    assert UploadNames(kb.directory).load() == {}
+
+
+def test_two_names_that_make_the_same_safe_name_do_not_overwrite_each_other(workspace, kb):
+    first = _save_one(workspace, kb, "a b.txt", b"Alpha text.")
+    second = _save_one(workspace, kb, "a_b.txt", b"Beta text.")
+    third = _save_one(workspace, kb, "a?b.txt", b"Gamma text.")
+    assert [o.path.name for o in (first, second, third)] == ["a_b.txt", "a_b-2.txt", "a_b-3.txt"]
+    assert first.path.read_bytes() == b"Alpha text."
+    for outcome in (first, second, third):
+        workspace.ingest(kb, outcome.path)
+    shown = sorted(workspace.display_names(kb).values())
+    assert shown == ["a b.txt", "a?b.txt", "a_b.txt"]
+    # A new version of an upload replaces it, under the same stored name.
+    newer = _save_one(workspace, kb, "a b.txt", b"Alpha, second edition.")
+    assert newer.path == first.path
+    assert workspace.ingest(kb, newer.path).status == "replaced"
+
+
+def test_documents_from_elsewhere_are_shown_by_their_file_name(workspace, kb, tmp_path):
+    outside = tmp_path / "cli notes.txt"
+    outside.write_text("Added with the command line.")
+    kb.add([outside])
+    assert list(workspace.display_names(kb).values()) == ["cli notes.txt"]
+    names = UploadNames(kb.directory)
+    (kb.directory / "upload_names.json").write_text("not json")  # damaged: names still shown
+    assert names.name_of(str(outside)) == "cli notes.txt"
+
+
+# ---------------------------------------------------------------- notices
+
+
+def test_a_success_clears_the_warnings_and_errors_it_resolves():
+    log: list[Notice] = []
+    add_notice(log, Notice("warning", "result_encrypted", {"name": "locked.pdf"}))
+    add_notice(log, Notice("error", "result_not_pdf", {"name": "fake.pdf"}))
+    add_notice(log, Notice("error", "result_wrong_password", {"name": "locked.pdf"}))
+    add_notice(log, Notice("success", "result_added", {"name": "locked.pdf"}))
+    assert [(n.level, n.values["name"]) for n in log] == [
+        ("error", "fake.pdf"),  # another file's: still there
+        ("success", "locked.pdf"),
+    ]
+    add_notice(log, Notice("warning", "result_unreadable", {"name": "locked.pdf"}))
+    assert len(log) == 3  # a warning after the success stays
+    forget_notices(log, "locked.pdf")
+    assert [n.values["name"] for n in log] == ["fake.pdf"]
+
+
+def test_an_unreadable_document_gets_one_warning_saying_what_to_do(workspace, kb, monkeypatch):
+    import numpy as np
+
+    def counts(self, texts):
+        cjk = [sum("\u4e00" <= c <= "\u9fff" for c in t) for t in texts]
+        return np.array(cjk), np.array(
+            [len(t.split()) + n for t, n in zip(texts, cjk, strict=True)]
+        )
+
+    chinese = _save_one(
+        workspace, kb, "筆記.txt", "大語言模型是使用大量文本數據訓練的模型。".encode()
+    )
+    english = _save_one(workspace, kb, "notes.txt", b"Tea came from China.")
+    results = [workspace.ingest(kb, o.path) for o in (chinese, english)]
+    # The hashing embedder reads everything: no warning.
+    assert describe_unreadable(kb, results[0], "筆記.txt") is None
+    monkeypatch.setattr(HashingEmbedder, "unknown_token_counts", counts)
+    notice = describe_unreadable(kb, results[0], "筆記.txt")
+    assert (notice.level, notice.label) == ("warning", "result_unreadable")
+    assert notice.values["name"] == "筆記.txt" and notice.values["model"] == "hashing:64"
+    assert notice.values["percent"] > 50
+    assert describe_unreadable(kb, results[1], "notes.txt") is None
+    failed = FileResult(results[0].source, "failed", reason="io")
+    assert describe_unreadable(kb, failed, "筆記.txt") is None
+    from ragqa.i18n import t
+
+    assert "ragqa reindex" in t("result_unreadable", "zh-Hant", **notice.values)
+
+
+# ---------------------------------------------------------- page helpers
+
+
+def test_file_names_wrap_only_between_their_parts():
+    shown = file_name_html("pdfminer__naacl06-shinyama.pdf")
+    assert shown.count("<wbr>") == 4  # after _, _, - and .
+    assert html.unescape(shown.replace("<wbr>", "")) == (
+        '<span class="ragqa-file">pdfminer__naacl06-shinyama.pdf</span>'
+    )
+    assert "<b>" not in file_name_html("<b>x</b>.pdf")
+
+
+@pytest.mark.parametrize("text", ['上传 "x"', "a\\b", "}</style><script>", "line\nbreak"])
+def test_css_strings_cannot_end_the_string_or_the_rule(text):
+    quoted = css_string(text)
+    inner = quoted[1:-1]
+    assert quoted[0] == quoted[-1] == '"'
+    assert not any(c in inner for c in '"<>{};\n')
+    assert "\\" not in inner.replace("\\0000", "")  # only escapes of our own
+
+
+def test_only_a_pdf_that_is_still_there_gets_a_page_image(tmp_path):
+    pdf = tmp_path / "a.PDF"
+    pdf.write_bytes(make_pdf(["x"]))
+    assert pdf_of(SourceView(1, "a.PDF", 1, "", source=str(pdf))) == pdf
+    assert pdf_of(SourceView(1, "a.txt", 1, "", source=str(tmp_path / "a.txt"))) is None
+    assert pdf_of(SourceView(1, "gone.pdf", 1, "", source=str(tmp_path / "gone.pdf"))) is None
+    assert pdf_of(SourceView(1, "old", 1, "")) is None  # a view from before sources were kept
+
+
+def test_source_views_carry_the_uploaded_name_the_source_and_the_cited_text():
+    chunk = "Tea came from China. Coffee came from Ethiopia in the 9th century."
+    hit = Hit(chunk, 1.0, "/kb/uploads/drinks_2024.md", 3, 0, len(chunk), 7)
+    citation = _Citation(1, hit.source, 3, hit.start, hit.end, 7, chunk)
+    answer = _Answer("Coffee came from Ethiopia in the 9th century [1].", (citation,), (hit,))
+    [view] = source_views(answer, names={hit.source: "drinks 2024.md"})
+    assert (view.file_name, view.source) == ("drinks 2024.md", hit.source)
+    assert view.cited == ("Coffee came from Ethiopia in the 9th century.",)
+    [plain] = source_views(answer)
+    assert plain.file_name == "drinks_2024.md"

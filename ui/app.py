@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,36 +23,78 @@ from ragqa import KnowledgeBase, LLMError, RagqaError, Settings
 from ragqa.config import LLM_BACKENDS, RETRIEVAL_MODES
 from ragqa.embeddings import Embedder, get_embedder
 from ragqa.errors import ConfigError
-from ragqa.i18n import LANGUAGES, language_from_locale, t
+from ragqa.i18n import LANGUAGES, canonical_language, language_from_locale, reply_language, t
 from ragqa.knowledge_base import IngestProgress
+from ragqa.page_image import render_cited_page
 from ragqa.workspace import (
     UPLOAD_EXTENSIONS,
     ChatMessage,
     Notice,
+    SourceView,
     Workspace,
     WorkspaceError,
+    add_notice,
+    css_string,
     describe_outcome,
     describe_result,
+    describe_unreadable,
     escape_markdown,
+    file_name_html,
+    forget_notices,
     history_turns,
     hit_views,
     needs_password,
+    pdf_of,
     source_views,
 )
 
-# The widget keys whose values must survive while their widget is hidden (Streamlit
-# forgets the state of a widget that is not drawn in a run). The API key is left
+# Widget values written back into the session at the top of every run. Streamlit
+# forgets the state of a widget that is not drawn in a run (the backend's fields),
+# and a selectbox keeps its value as the *label* it showed: after a change of
+# language the old label matches no option and the box falls back to its first
+# (Hybrid became Dense). Written back before the widgets are drawn, each value is
+# the option itself and is shown under its new label at once. The API key is left
 # out on purpose: it is not worth keeping a secret around for convenience.
-_KEPT_KEYS = ("cfg_llm_model", "cfg_llm_base_url", "cfg_gguf_path", "cfg_fake_reply")
+_KEPT_KEYS = (
+    "cfg_llm",
+    "cfg_llm_model",
+    "cfg_llm_base_url",
+    "cfg_gguf_path",
+    "cfg_fake_reply",
+    "cfg_top_k",
+    "cfg_retrieval_mode",
+    "cfg_chunk_size",
+    "cfg_chunk_overlap",
+)
 
 # Upload results kept on show per knowledge base; older ones drop off.
 _MAX_LOG = 50
+
+# Wide enough that common file names fit on one line in the document list (the
+# default, 300, broke them mid-word); the user can still drag it narrower or wider.
+_SIDEBAR_PX = 400
 
 _CSS = """
 <style>
 div.ragqa-passage { font-size: 0.9rem; line-height: 1.5; border-left: 3px solid #d0d7de;
   padding: 0.2rem 0 0.2rem 0.7rem; margin-bottom: 0.8rem; }
 mark.ragqa-cited { background: #ffe58f; color: inherit; padding: 0 0.1rem; }
+span.ragqa-file { font-weight: 600; word-break: normal; overflow-wrap: break-word; }
+</style>
+"""
+
+# Streamlit writes its uploader's button and size line in English, with no option
+# to change them; for another language the page draws its own words over them.
+_UPLOADER_BUTTON = (
+    '[data-testid="stFileUploaderDropzone"] button[data-testid="stBaseButton-secondary"] '
+    '[data-testid="stMarkdownContainer"] p'
+)
+_UPLOADER_LIMIT = '[data-testid="stFileUploaderDropzoneInstructions"] span'
+_UPLOADER_CSS = """
+<style>
+{button}, {limit} {{ font-size: 0; }}
+{button}::after {{ content: {button_text}; font-size: 0.875rem; }}
+{limit}::after {{ content: {limit_text}; font-size: 0.875rem; }}
 </style>
 """
 
@@ -169,10 +212,15 @@ def init_state(base: Settings) -> None:
         except Exception:  # noqa: BLE001 - no browser context (bare mode, tests)
             locale = None
         state.lang = language_from_locale(locale)
+    elif state.lang not in LANGUAGES:
+        state.lang = canonical_language(state.lang)  # "zh" from an older page
     state.setdefault("chats", {})  # knowledge base -> [ChatMessage]
     state.setdefault("processed", {})  # knowledge base -> {upload file id: sha256}
     state.setdefault("upload_log", {})  # knowledge base -> [Notice]
     state.setdefault("pending", {})  # knowledge base -> {saved path: name} awaiting a password
+    # knowledge base -> n, part of the uploader's key: a new n gives an empty uploader
+    state.setdefault("uploader_round", {})
+    state.setdefault("confirm_remove", None)  # the source whose removal awaits a yes
     defaults = {
         "cfg_llm": base.llm,
         "cfg_llm_model": base.llm_model if base.llm in ("openai", "ollama") else "",
@@ -216,7 +264,6 @@ def create_kb_callback(workspace: Workspace, embedder: Embedder) -> None:
 
 
 def sidebar_knowledge_bases(workspace: Workspace, embedder: Embedder) -> str:
-    st.sidebar.subheader(tr("kb_section"))
     names = workspace.names()
     if st.session_state.get("kb_name") not in names:
         st.session_state.kb_name = names[0]
@@ -309,8 +356,9 @@ def ingest_with_progress(
     slot: Any,
     settings: Settings,
     password: str | None = None,
-) -> Notice:
-    """Ingest one saved upload, drawing its progress bar in ``slot``; return its notice."""
+) -> list[Notice]:
+    """Ingest one saved upload, drawing its progress bar in ``slot``; return its notices
+    (its result, and a warning when the embedding model cannot read it)."""
 
     def on_progress(event: IngestProgress) -> None:
         if event.stage == "reading":
@@ -330,37 +378,45 @@ def ingest_with_progress(
             kb, path, settings=settings, pdf_password=password, progress=on_progress
         )
     except RagqaError as error:
-        return error_notice(error)
+        return [error_notice(error)]
     pending = st.session_state.pending.setdefault(kb_key(kb), {})
     if needs_password(result):
         pending[str(path)] = name
     else:
         pending.pop(str(path), None)
-    return describe_result(result, name, retried_password=password is not None)
+    notices = [describe_result(result, name, retried_password=password is not None)]
+    unreadable = describe_unreadable(kb, result, name)
+    return notices + [unreadable] if unreadable else notices
 
 
 def kb_key(kb: KnowledgeBase) -> str:
     return kb.directory.name
 
 
+def upload_log(kb: KnowledgeBase) -> list[Notice]:
+    return st.session_state.upload_log.setdefault(kb_key(kb), [])
+
+
 def process_uploads(
     workspace: Workspace, kb: KnowledgeBase, files: list[Any], settings: Settings
-) -> None:
-    """Save and ingest the uploads not seen before; each gets a bar, then its result."""
+) -> bool:
+    """Save and ingest the uploads not seen before; each gets a bar, then its result.
+
+    Returns True when there were any, so the page is drawn again with the log.
+    """
     name = kb_key(kb)
     processed = st.session_state.processed.setdefault(name, {})
-    log = st.session_state.upload_log.setdefault(name, [])
+    log = upload_log(kb)
     fresh = [f for f in files if f.file_id not in processed]
     if not fresh:
-        return
+        return False
     try:
         outcomes = workspace.save_uploads(
             name, [(f.name, f.getvalue()) for f in fresh], kb.documents()
         )
     except (RagqaError, OSError) as error:
-        log.append(error_notice(error))
-        st.sidebar.error(tr("error", error=error))
-        return
+        add_notice(log, error_notice(error))
+        return True
     # Marked before ingesting: a rerun in the middle must not ingest a file twice.
     for upload, outcome in zip(fresh, outcomes, strict=True):
         processed[upload.file_id] = outcome.content_hash
@@ -373,44 +429,77 @@ def process_uploads(
         notice = describe_outcome(
             outcome, max_mb=settings.max_file_mb, max_files=workspace.max_files
         )
+        notices = [notice] if notice is not None else []
         if notice is None and outcome.path is not None:
-            notice = ingest_with_progress(workspace, kb, outcome.path, outcome.name, slot, settings)
-        if notice is not None:
-            log.append(notice)
-            show_notice(notice, slot)
+            notices = ingest_with_progress(
+                workspace, kb, outcome.path, outcome.name, slot, settings
+            )
+        for each in notices:
+            add_notice(log, each)
+            show_notice(each, slot)
+    return True
 
 
 def password_forms(workspace: Workspace, kb: KnowledgeBase, settings: Settings) -> None:
     """For each password-protected upload: ask for the password, then retry or skip."""
     pending = st.session_state.pending.get(kb_key(kb), {})
-    log = st.session_state.upload_log.setdefault(kb_key(kb), [])
+    log = upload_log(kb)
     for path, name in list(pending.items()):
         form_key = "pw_" + hashlib.sha256(path.encode()).hexdigest()[:12]
         with st.sidebar.form(form_key, clear_on_submit=True):
             password = st.text_input(tr("password_label", name=name), type="password")
             left, right = st.columns(2)
-            unlock = left.form_submit_button(tr("password_submit"))
-            skip = right.form_submit_button(tr("password_skip"))
+            unlock = left.form_submit_button(tr("password_submit"), width="stretch")
+            skip = right.form_submit_button(tr("password_skip"), width="stretch")
         if unlock:
             slot = st.sidebar.empty()
-            notice = ingest_with_progress(
+            for notice in ingest_with_progress(
                 workspace, kb, Path(path), name, slot, settings, password=password
-            )
-            log.append(notice)
+            ):
+                add_notice(log, notice)
             st.rerun()
         elif skip:
             pending.pop(path, None)
             workspace.discard_upload(kb, Path(path))
+            forget_notices(log, name)
             st.rerun()
 
 
-def remove_document_callback(workspace: Workspace, kb: KnowledgeBase, source: str) -> None:
+def ask_to_remove(source: str) -> None:
+    st.session_state.confirm_remove = source
+
+
+def cancel_remove() -> None:
+    st.session_state.confirm_remove = None
+
+
+def remove_document_callback(
+    workspace: Workspace, kb: KnowledgeBase, source: str, name: str
+) -> None:
+    state = st.session_state
+    state.confirm_remove = None
     try:
         workspace.remove_document(kb, source)
     except RagqaError as error:
-        flash(error_notice(error))
+        state.docs_notice = error_notice(error)
         return
-    flash(Notice("success", "doc_removed", {"name": Path(source).name}))
+    forget_notices(upload_log(kb), name)
+    # A new key gives an empty uploader: the removed file must not stay listed there.
+    rounds = state.uploader_round
+    rounds[kb_key(kb)] = rounds.get(kb_key(kb), 0) + 1
+    state.docs_notice = Notice("success", "doc_removed", {"name": name})
+
+
+def uploader_css(limit_mb: int) -> str:
+    """Streamlit's own uploader words in the page's language (nothing for English)."""
+    if lang() == "en":
+        return ""
+    return _UPLOADER_CSS.format(
+        button=_UPLOADER_BUTTON,
+        limit=_UPLOADER_LIMIT,
+        button_text=css_string(t("upload_button", lang())),
+        limit_text=css_string(t("upload_limit", lang(), max_mb=limit_mb)),
+    )
 
 
 def sidebar_documents(workspace: Workspace, kb: KnowledgeBase, settings: Settings) -> None:
@@ -418,51 +507,99 @@ def sidebar_documents(workspace: Workspace, kb: KnowledgeBase, settings: Setting
     sidebar.subheader(tr("upload_section"))
     server_limit = int(st.get_option("server.maxUploadSize"))
     limit_mb = max(1, min(server_limit, math.ceil(settings.max_file_mb)))
+    if css := uploader_css(limit_mb):
+        st.html(css)
     files = sidebar.file_uploader(
         tr("upload_label"),
         type=[ext.lstrip(".") for ext in UPLOAD_EXTENSIONS],
         accept_multiple_files=True,
-        key=f"uploader_{kb_key(kb)}",
+        key=f"uploader_{kb_key(kb)}_{st.session_state.uploader_round.get(kb_key(kb), 0)}",
         help=t("upload_help", lang(), max_files=workspace.max_files, max_mb=limit_mb),
         max_upload_size=limit_mb,
     )
-    log = st.session_state.upload_log.setdefault(kb_key(kb), [])
+    # New files draw their bars and results here, then the page is drawn again with
+    # them in the log: a success clears the warnings it resolves.
+    if process_uploads(workspace, kb, list(files or []), settings):
+        st.rerun()
+    log = upload_log(kb)
+    del log[:-_MAX_LOG]
     for notice in log:
         show_notice(notice, sidebar)
-    # New files draw their bars and results below the earlier results, then join them.
-    process_uploads(workspace, kb, list(files or []), settings)
     if log:
-        del log[:-_MAX_LOG]
         sidebar.button(tr("results_dismiss"), on_click=log.clear, key="dismiss_log")
     password_forms(workspace, kb, settings)
+    document_list(workspace, kb)
 
+
+def document_list(workspace: Workspace, kb: KnowledgeBase) -> None:
+    """The stored documents under their uploaded names, each with Remove (asked twice)."""
     documents = kb.documents()
-    with sidebar.expander(tr("docs_header", count=len(documents)), expanded=True):
+    names = workspace.display_names(kb)
+    confirm = st.session_state.confirm_remove
+    with st.sidebar.expander(tr("docs_header", count=len(documents)), expanded=True):
+        # The result of a removal, here by the list rather than at the sidebar's top.
+        if (notice := st.session_state.pop("docs_notice", None)) is not None:
+            show_notice(notice)
         if not documents:
             st.caption(tr("docs_empty"))
         for index, doc in enumerate(documents):
-            text, button = st.columns([3, 2], vertical_alignment="center")
-            text.markdown(
-                f"**{escape_markdown(Path(doc.source).name)}**  \n"
-                + tr("doc_line", pages=doc.pages, chunks=doc.chunks)
-            )
+            name = names.get(doc.source) or Path(doc.source).name
+            key = f"{index}_{doc.content_hash[:12]}"
+            st.markdown(file_name_html(name), unsafe_allow_html=True)
+            if confirm == doc.source:
+                st.warning(tr("doc_remove_confirm", name=name))
+                yes, no = st.columns(2)
+                yes.button(
+                    tr("doc_remove_yes"),
+                    type="primary",
+                    key=f"confirm_remove_{key}",
+                    on_click=remove_document_callback,
+                    args=(workspace, kb, doc.source, name),
+                    width="stretch",
+                )
+                no.button(
+                    tr("doc_remove_cancel"),
+                    key=f"cancel_remove_{key}",
+                    on_click=cancel_remove,
+                    width="stretch",
+                )
+                continue
+            line, button = st.columns([3, 2], vertical_alignment="center")
+            line.caption(tr("doc_line", pages=doc.pages, chunks=doc.chunks))
             button.button(
                 tr("doc_remove"),
                 icon=":material/delete:",
                 type="tertiary",
-                key=f"remove_{index}_{doc.content_hash[:12]}",
-                on_click=remove_document_callback,
-                args=(workspace, kb, doc.source),
+                key=f"remove_{key}",
+                on_click=ask_to_remove,
+                args=(doc.source,),
             )
 
 
 # ---------------------------------------------------------------------- chat
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def cited_page_png(path: str, page: int, cited: tuple[str, ...], mtime: float) -> bytes | None:  # noqa: ARG001
+    """The cited page as a PNG, made once per page and passage (``mtime`` keys a
+    new version of the file). None when the PDF cannot be drawn (a password)."""
+    try:
+        return render_cited_page(path, page, list(cited))
+    except (RagqaError, ValueError, ImportError, OSError):
+        return None
+
+
+def page_image(view: SourceView) -> bytes | None:
+    path = pdf_of(view)
+    if path is None:
+        return None
+    return cited_page_png(str(path), view.page, view.cited, os.path.getmtime(path))
+
+
 def show_sources(message: ChatMessage) -> None:
     if not message.sources:
         if message.passages_only:
-            st.info(tr("no_passages"))
+            st.info(t("no_passages", message.language or lang()))
         return
     count = len(message.sources)
     label = tr("passages", count=count) if message.passages_only else tr("sources", count=count)
@@ -472,11 +609,18 @@ def show_sources(message: ChatMessage) -> None:
             st.markdown(
                 "**" + tr(line, number=view.number, name=view.file_name, page=view.page) + "**"
             )
-            if view.heading:
-                # Document-controlled text: shown as a caption, escaped for Markdown.
-                st.caption(escape_markdown(view.heading))
-            # The passage is escaped character by character in ragqa.workspace.
-            st.markdown(view.html, unsafe_allow_html=True)
+            image = page_image(view)
+            # The passage's text, and beside it the page it stands on, boxed.
+            text, picture = st.columns(2) if image else (st.container(), None)
+            with text:
+                if view.heading:
+                    # Document-controlled text: shown as a caption, escaped for Markdown.
+                    st.caption(escape_markdown(view.heading))
+                # The passage is escaped character by character in ragqa.workspace.
+                st.markdown(view.html, unsafe_allow_html=True)
+            if picture is not None:
+                caption = tr("source_page_image", name=view.file_name, page=view.page)
+                picture.image(image, caption=caption, width="stretch")
 
 
 def show_message(message: ChatMessage) -> None:
@@ -485,17 +629,37 @@ def show_message(message: ChatMessage) -> None:
             st.markdown(escape_markdown(message.content))
         if message.error is not None:
             if message.passages_only:
-                st.warning(tr("llm_failed", error=message.error))
+                st.warning(
+                    t(
+                        "llm_failed",
+                        message.language or lang(),
+                        error=escape_markdown(message.error),
+                    )
+                )
             else:
                 st.error(tr("error", error=message.error))
         if message.role == "assistant":
             show_sources(message)
 
 
-def answer(kb: KnowledgeBase, question: str, history: list[Any], settings: Settings) -> ChatMessage:
-    """Stream the answer into the current chat message and return it for the history."""
+def answer(
+    workspace: Workspace,
+    kb: KnowledgeBase,
+    question: str,
+    history: list[Any],
+    settings: Settings,
+    messages: list[ChatMessage],
+) -> None:
+    """Stream the answer into the current chat message and add it to ``messages``.
+
+    Added as soon as it is complete, before its sources are drawn: a click
+    elsewhere (a change of language) stops this run where it is, and the answer
+    must not be lost with it.
+    """
     said: list[str] = []
     final: dict[str, Any] = {}
+    # The chat's fixed replies follow the question, as the answerer's own do.
+    language = reply_language(question)
 
     def tokens() -> Iterator[str]:
         try:
@@ -515,34 +679,46 @@ def answer(kb: KnowledgeBase, question: str, history: list[Any], settings: Setti
 
     st.write_stream(tokens())
     text = "".join(said)
+    names = workspace.display_names(kb)
     if "answer" in final:
         result = final["answer"]
-        message = ChatMessage("assistant", result.text or text, tuple(source_views(result)))
+        views = tuple(source_views(result, names=names))
+        message = ChatMessage("assistant", result.text or text, views, language=language)
+        messages.append(message)
         show_sources(message)
-        return message
+        return
     if "llm_error" in final:
         error = str(final["llm_error"])
-        st.warning(tr("llm_failed", error=error))
+        st.warning(t("llm_failed", language, error=escape_markdown(error)))
         try:
             hits = kb.search(question, settings.top_k, mode=settings.retrieval_mode)
         except RagqaError as search_error:
+            messages.append(
+                ChatMessage("assistant", text, error=str(search_error), language=language)
+            )
             st.error(tr("error", error=search_error))
-            return ChatMessage("assistant", text, error=str(search_error))
+            return
         message = ChatMessage(
-            "assistant", text, tuple(hit_views(hits)), passages_only=True, error=error
+            "assistant",
+            text,
+            tuple(hit_views(hits, names=names)),
+            passages_only=True,
+            error=error,
+            language=language,
         )
+        messages.append(message)
         show_sources(message)
-        return message
+        return
     error = str(final.get("error", "no answer"))
+    messages.append(ChatMessage("assistant", text, error=error, language=language))
     st.error(tr("error", error=error))
-    return ChatMessage("assistant", text, error=error)
 
 
 def clear_chat(name: str) -> None:
     st.session_state.chats[name] = []
 
 
-def chat(kb: KnowledgeBase, name: str, settings: Settings) -> None:
+def chat(workspace: Workspace, kb: KnowledgeBase, name: str, settings: Settings) -> None:
     messages: list[ChatMessage] = st.session_state.chats.setdefault(name, [])
     documents = kb.documents()
     head, button_slot = st.columns([5, 1], vertical_alignment="bottom")
@@ -566,7 +742,7 @@ def chat(kb: KnowledgeBase, name: str, settings: Settings) -> None:
         messages.append(user)
         show_message(user)
         with st.chat_message("assistant"):
-            messages.append(answer(kb, question, history, settings))
+            answer(workspace, kb, question, history, settings, messages)
     elif not messages:
         welcome.info(tr("chat_ready", name=name) if documents else tr("chat_welcome"))
     # Drawn last, so that it is enabled as soon as the first question is in.
@@ -579,7 +755,9 @@ def chat(kb: KnowledgeBase, name: str, settings: Settings) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="ragqa", page_icon="📚", layout="wide")
+    st.set_page_config(
+        page_title="ragqa", page_icon="📚", layout="wide", initial_sidebar_state=_SIDEBAR_PX
+    )
     try:
         base = Settings.from_env()
     except ConfigError as error:
@@ -609,7 +787,7 @@ def main() -> None:
     except (RagqaError, OSError) as error:
         show_notice(error_notice(error), st.sidebar)
     try:
-        chat(kb, name, settings)
+        chat(workspace, kb, name, settings)
     except RagqaError as error:
         show_notice(error_notice(error))
 

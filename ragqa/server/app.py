@@ -92,6 +92,11 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
                 param="model",
             ) from None
 
+    def file_names(name: str, kb: KnowledgeBase) -> dict[str, str]:
+        # The names files were uploaded under (the page's and the API's uploads are
+        # stored under a safe name, which may differ), by stored source.
+        return registry.workspace(name).display_names(kb)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -113,14 +118,16 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
         question, history = chat.question_and_history(body.messages)
         pieces = kb.ask_stream(question, history, chat_model=registry.chat_model())
         if body.stream:
-            events = chat.start_stream(pieces, name, retry_after=config.retry_after)
+            events = chat.start_stream(
+                pieces, name, retry_after=config.retry_after, file_names=file_names(name, kb)
+            )
             return StreamingResponse(
                 events,
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         answer = [item for item in pieces if isinstance(item, Answer)][-1]
-        return chat.completion(answer, name)
+        return chat.completion(answer, name, file_names(name, kb))
 
     @app.post("/v1/search")
     def search(body: SearchRequest) -> SearchResponse:
@@ -128,10 +135,14 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
         if not body.query.strip():
             raise ApiError(400, "the query is empty", code="empty_question", param="query")
         hits = kb.search(body.query, body.k, mode=body.mode)
+        names = file_names(name, kb)
         return SearchResponse(
             model=name,
             data=[
-                SearchHit(**hit.to_dict(rank), heading=hit.heading)
+                SearchHit(
+                    **{**hit.to_dict(rank), "file_name": names.get(hit.source) or hit.file_name},
+                    heading=hit.heading,
+                )
                 for rank, hit in enumerate(hits, start=1)
             ],
         )
@@ -139,7 +150,10 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
     @app.get("/v1/documents")
     def list_documents(model: str | None = None) -> DocumentList:
         name, kb = lookup(model)
-        return DocumentList(model=name, data=[documents.document_model(d) for d in kb.documents()])
+        names = file_names(name, kb)
+        return DocumentList(
+            model=name, data=[documents.document_model(d, names) for d in kb.documents()]
+        )
 
     @app.post(_UPLOAD_PATH, response_model=None)
     async def upload_document(request: Request) -> JSONResponse:
@@ -170,7 +184,7 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
         result = UploadResult(
             status=uploaded.status,
             model=name,
-            document=documents.document_model(uploaded.document),
+            document=documents.document_model(uploaded.document, file_names(name, kb)),
             warnings=list(uploaded.warnings),
         )
         status = 200 if uploaded.status == "duplicate" else 201

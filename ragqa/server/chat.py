@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ragqa.answering import Answer
@@ -69,29 +69,43 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def completion(answer: Answer, model: str) -> ChatCompletion:
-    """A whole answer as OpenAI's ``chat.completion``."""
+def completion(
+    answer: Answer, model: str, file_names: Mapping[str, str] | None = None
+) -> ChatCompletion:
+    """A whole answer as OpenAI's ``chat.completion``; ``file_names`` are the names to
+    cite files by (:meth:`ragqa.workspace.Workspace.display_names`)."""
     return ChatCompletion(
         id=new_id(),
         created=int(time.time()),
         model=model,
         choices=[Choice(message=ResponseMessage(content=answer.text))],
-        citations=[citation_model(c) for c in answer.citations],
+        citations=[citation_model(c, file_names) for c in answer.citations],
     )
 
 
-def start_stream(pieces: Iterator[str | Answer], model: str, *, retry_after: int) -> Iterator[str]:
+def start_stream(
+    pieces: Iterator[str | Answer],
+    model: str,
+    *,
+    retry_after: int,
+    file_names: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """Take the answer's first piece now, then return the events of the whole answer.
 
     Raises:
         RagqaError: retrieval or the model failed before anything was produced.
     """
     first = next(pieces)  # errors up to here get a status code of their own
-    return _events(first, pieces, model, retry_after=retry_after)
+    return _events(first, pieces, model, retry_after=retry_after, file_names=file_names)
 
 
 def _events(
-    first: str | Answer, rest: Iterator[str | Answer], model: str, *, retry_after: int
+    first: str | Answer,
+    rest: Iterator[str | Answer],
+    model: str,
+    *,
+    retry_after: int,
+    file_names: Mapping[str, str] | None,
 ) -> Iterator[str]:
     stream_id, created = new_id(), int(time.time())
 
@@ -115,7 +129,7 @@ def _events(
     try:
         while True:
             if isinstance(item, Answer):
-                citations = [citation_model(c) for c in item.citations]
+                citations = [citation_model(c, file_names) for c in item.citations]
                 yield chunk(Delta(), finish=True, citations=citations)
                 break
             if item:

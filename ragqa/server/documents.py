@@ -12,6 +12,7 @@ client is told "busy" after ``lock_timeout`` seconds and retries.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +48,14 @@ def document_id(source: str) -> str:
     return "doc-" + hashlib.sha256(source.encode("utf-8")).hexdigest()[:24]
 
 
-def document_model(info: DocumentInfo) -> DocumentModel:
+def document_model(
+    info: DocumentInfo, file_names: Mapping[str, str] | None = None
+) -> DocumentModel:
+    """A stored document as its API shape, under the name it was uploaded with when
+    ``file_names`` (:meth:`ragqa.workspace.Workspace.display_names`) has one."""
     return DocumentModel(
         id=document_id(info.source),
-        file_name=Path(info.source).name,
+        file_name=(file_names or {}).get(info.source) or Path(info.source).name,
         source=info.source,
         pages=info.pages,
         chunks=info.chunks,

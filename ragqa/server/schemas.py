@@ -10,6 +10,7 @@ passage it cites.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -215,6 +216,9 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-def citation_model(citation: Any) -> CitationModel:
-    """A :class:`ragqa.answering.Citation` as its API shape."""
-    return CitationModel(**citation.to_dict())
+def citation_model(citation: Any, file_names: Mapping[str, str] | None = None) -> CitationModel:
+    """A :class:`ragqa.answering.Citation` as its API shape, under the name its file
+    was uploaded with when ``file_names`` (``{source: name}``) has one."""
+    fields = citation.to_dict()
+    fields["file_name"] = (file_names or {}).get(citation.source) or fields["file_name"]
+    return CitationModel(**fields)

@@ -285,6 +285,41 @@ def test_upload_list_search_and_delete(client, workspace_root) -> None:
     assert error_of(missing)["code"] == "document_not_found"
 
 
+def test_uploads_are_named_as_uploaded_everywhere(client, workspace_root) -> None:
+    # "季報 2024.md" is stored as 季報_2024.md (no spaces on disk), and the API
+    # shows the uploaded name in the listing, the search hits and the citations.
+    shown = "季報 2024.md"
+    text = b"The harbour toll was raised to 42 florins in 1795."
+    document = upload(client, shown, text).json()["document"]
+    assert document["file_name"] == shown
+    assert Path(document["source"]).name == "季報_2024.md"
+
+    listed = {d["id"]: d["file_name"] for d in client.get("/v1/documents").json()["data"]}
+    assert listed[document["id"]] == shown
+    hits = client.post("/v1/search", json={"query": "harbour toll florins"}).json()["data"]
+    assert hits[0]["file_name"] == shown
+    answer = chat(client, "How much was the harbour toll raised to?").json()
+    assert "42" in answer["choices"][0]["message"]["content"]
+    assert answer["citations"][0]["file_name"] == shown
+    streamed = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "default",
+            "stream": True,
+            "messages": [{"role": "user", "content": "How much was the harbour toll raised to?"}],
+        },
+    ).text
+    events = [json.loads(e[6:]) for e in streamed.split("\n\n") if e.startswith("data: {")]
+    [last] = [event for event in events if "citations" in event]
+    assert last["citations"][0]["file_name"] == shown
+
+    # A second, different file of the same safe name is stored apart, not over it.
+    other = upload(client, "季報_2024.md", b"The bridge toll stayed at 3 florins.").json()
+    assert other["document"]["file_name"] == "季報_2024.md"
+    assert other["document"]["id"] != document["id"]
+    assert len(client.get("/v1/documents").json()["data"]) == 5
+
+
 def test_upload_to_another_knowledge_base(client) -> None:
     response = upload(client, "lakes.txt", b"Lake Baikal is the deepest lake.", model="notes")
     assert response.status_code == 201 and response.json()["model"] == "notes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import re
 import socket
 from pathlib import Path
@@ -101,6 +102,16 @@ def unescape(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
+def listed_names(at: AppTest) -> list[str]:
+    """The file names in the sidebar's document list, as the browser shows them."""
+    names = []
+    for element in at.sidebar.markdown:
+        found = re.fullmatch(r'<span class="ragqa-file">(.*)</span>', str(element.value))
+        if found:
+            names.append(html.unescape(found.group(1).replace("<wbr>", "")))
+    return names
+
+
 @pytest.fixture
 def with_doc(data_dir: Path) -> AppTest:
     at = start()
@@ -166,9 +177,8 @@ def test_uploads_are_ingested_listed_and_not_ingested_again(data_dir, monkeypatc
     messages = unescape(sidebar_messages(at))
     assert "facts.pdf: added" in messages and "chunks from 2 pages" in messages
     assert "notes.md: added 1 chunk from 1 page" in messages
-    listed = unescape("\n".join(texts(at.sidebar.markdown)))
-    assert "**facts.pdf**" in listed and "2 pages, " in listed
-    assert "**notes.md**" in listed
+    assert listed_names(at) == ["facts.pdf", "notes.md"]
+    assert "2 pages, " in unescape("\n".join(texts(at.sidebar.caption)))
     uploads = data_dir / "default" / "uploads"
     assert sorted(p.name for p in uploads.iterdir()) == ["facts.pdf", "notes.md"]
     assert len(calls) == 2
@@ -227,16 +237,19 @@ def test_an_encrypted_pdf_asks_for_its_password(data_dir):
     assert "0 documents" in at.caption[0].value
 
     password.set_value("wrong")
-    next(b for b in at.sidebar.button if b.label == "Unlock and add").click().run()
+    next(b for b in at.sidebar.button if b.label == "Unlock").click().run()
     assert_clean(at)
     assert "that password did not open the file" in sidebar_messages(at)
 
     at.sidebar.text_input[-1].set_value("s3cret")
-    next(b for b in at.sidebar.button if b.label == "Unlock and add").click().run()
+    next(b for b in at.sidebar.button if b.label == "Unlock").click().run()
     assert_clean(at)
-    assert "locked.pdf: added" in unescape(sidebar_messages(at))
+    messages = unescape(sidebar_messages(at))
+    assert "locked.pdf: added" in messages
+    # The warning and the error that the right password resolved are gone.
+    assert "password-protected" not in messages and "did not open" not in messages
     assert "1 document," in at.caption[0].value
-    assert not [b for b in at.sidebar.button if b.label == "Unlock and add"]
+    assert not [b for b in at.sidebar.button if b.label == "Unlock"]
 
 
 def test_a_pdf_without_text_says_so(data_dir):
@@ -246,14 +259,78 @@ def test_a_pdf_without_text_says_so(data_dir):
     assert not (data_dir / "default" / "uploads" / "scan.pdf").exists()
 
 
-def test_remove_a_document(with_doc, data_dir):
+def remove_buttons(at: AppTest) -> list:
+    return [b for b in at.sidebar.button if b.key and b.key.startswith("remove_")]
+
+
+def test_remove_asks_first_then_says_so_by_the_list_and_clears_the_uploader(with_doc, data_dir):
     at = with_doc
-    remove = next(b for b in at.sidebar.button if b.key and b.key.startswith("remove_"))
-    remove.click().run()
+    uploader_key = at.file_uploader[0].key
+    remove_buttons(at)[0].click().run()
     assert_clean(at)
-    assert "Removed facts.pdf" in unescape(sidebar_messages(at))
+    # Nothing removed yet: a question, with a way back.
+    [question] = [w for w in at.sidebar.warning if "Remove facts" in unescape(w.value)]
+    assert "facts.pdf from this knowledge base?" in unescape(question.value)
+    assert "1 document," in at.caption[0].value
+    assert (data_dir / "default" / "uploads" / "facts.pdf").exists()
+    next(b for b in at.sidebar.button if b.label == "Cancel").click().run()
+    assert_clean(at)
+    assert "1 document," in at.caption[0].value
+    assert not [w for w in at.sidebar.warning if "Remove facts" in unescape(w.value)]
+
+    remove_buttons(at)[0].click().run()
+    next(b for b in at.sidebar.button if b.label == "Yes, remove").click().run()
+    assert_clean(at)
     assert "0 documents" in at.caption[0].value
     assert not (data_dir / "default" / "uploads" / "facts.pdf").exists()
+    # The message is in the document list, by the button, not at the sidebar's top...
+    [docs] = [e for e in at.sidebar.expander if e.label.startswith("In this knowledge base")]
+    assert [unescape(m.value) for m in docs.success] == ["Removed facts.pdf."]
+    # ...the file's upload message went with it, and the uploader is a new, empty one.
+    assert "facts.pdf: added" not in unescape(sidebar_messages(at))
+    assert at.file_uploader[0].key != uploader_key
+    assert not at.file_uploader[0].value
+
+
+def test_the_uploaded_name_is_kept_in_the_list_and_the_sources(data_dir):
+    at = start()
+    upload(at, ("pdfminer__naacl06 季報.pdf", facts_pdf()))
+    assert "pdfminer__naacl06 季報.pdf: added" in unescape(sidebar_messages(at))
+    assert listed_names(at) == ["pdfminer__naacl06 季報.pdf"]
+    # Stored under a safe name, never outside the uploads folder.
+    uploads = data_dir / "default" / "uploads"
+    assert [p.name for p in uploads.iterdir()] == ["pdfminer_naacl06_季報.pdf"]
+    ask(at, QUESTION)
+    [expander] = [e for e in at.expander if e.label.startswith("Sources")]
+    assert "[1] pdfminer__naacl06 季報.pdf, page 2" in unescape("\n".join(texts(expander.markdown)))
+
+
+def test_an_unreadable_document_is_warned_about_once_in_the_page_language(data_dir, monkeypatch):
+    import numpy as np
+
+    from ragqa.embeddings import HashingEmbedder
+
+    # The hashing embedder reads everything; this one, like MiniLM, not Chinese.
+    def counts(self, texts):
+        cjk = [sum("\u4e00" <= c <= "\u9fff" for c in t) for t in texts]
+        return np.array(cjk), np.array(
+            [max(1, len(t.split()) + n) for t, n in zip(texts, cjk, strict=True)]
+        )
+
+    monkeypatch.setattr(HashingEmbedder, "unknown_token_counts", counts)
+    at = start()
+    at.sidebar.radio(key="lang").set_value("zh-Hans").run()
+    upload(at, ("笔记.txt", "大语言模型是使用大量文本数据训练的深度学习模型。".encode()))
+    upload(at, ("notes.txt", b"Tea came from China."))
+    warnings = [unescape(w.value) for w in at.sidebar.warning]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("笔记.txt：嵌入模型（hashing:64）无法识别这份文档")
+    assert "ragqa reindex" in warnings[0] and "multilingual-e5-small" in warnings[0]
+    at.run()  # shown from the log, not worked out again or repeated
+    assert len([w for w in at.sidebar.warning if "笔记" in w.value]) == 1
+    at.sidebar.radio(key="lang").set_value("en").run()
+    [warning] = at.sidebar.warning
+    assert "cannot read" in warning.value and "Hybrid or Lexical" in warning.value
 
 
 # --------------------------------------------------------------------- chat
@@ -345,12 +422,44 @@ def test_llm_failure_shows_the_passages_with_a_notice(data_dir, monkeypatch):
     assert not at.error
 
 
+def test_a_pdf_source_shows_its_page_beside_the_passage(with_doc):
+    at = ask(with_doc, QUESTION)
+    [expander] = [e for e in at.expander if e.label.startswith("Sources")]
+    [image] = expander.get("image")
+    assert unescape(image.proto.imgs[0].caption) == "Page 2 of facts.pdf, the cited passage boxed"
+    # Beside the passage: the two share a row of columns.
+    [row] = [b for b in expander.children.values() if getattr(b, "type", "") == "flex_container"]
+    assert [c.type for c in row.children.values()] == ["column", "column"]
+
+
+def test_the_fixed_replies_follow_the_question_not_the_page(data_dir, monkeypatch):
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("RAGQA_LLM", "openai")
+    monkeypatch.setenv("RAGQA_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("RAGQA_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("RAGQA_LLM_TIMEOUT", "10")
+    at = start()
+    upload(at, ("facts.pdf", facts_pdf()))
+    # Chinese questions with the island's name, so that passages are found.
+    ask(at, "Quillon Island 的灯塔是谁建造的？")
+    [warning] = at.warning
+    assert warning.value.startswith("语言模型无法回答")  # Simplified, on an English page
+    ask(at, "Quillon Island 的燈塔是誰建造的？")
+    assert at.warning[-1].value.startswith("語言模型無法回答")
+    assert at.title[0].value == "Ask your documents"
+    at.sidebar.radio(key="lang").set_value("zh-Hant").run()
+    assert at.warning[0].value.startswith("语言模型无法回答")  # still the question's
+
+
 # ------------------------------------------------------- language, settings
 
 
 def test_language_toggle_switches_labels(with_doc):
     at = with_doc
-    at.sidebar.radio(key="lang").set_value("zh").run()
+    assert at.sidebar.radio(key="lang").options == ["English", "简体中文", "繁體中文"]
+    at.sidebar.radio(key="lang").set_value("zh-Hant").run()
     assert_clean(at)
     assert at.title[0].value == "向文件提問"
     assert at.chat_input[0].placeholder == "針對文件提出問題"
@@ -359,8 +468,31 @@ def test_language_toggle_switches_labels(with_doc):
     ask(at, QUESTION)
     assert [e for e in at.expander if e.label.startswith("來源")]
 
+    at.sidebar.radio(key="lang").set_value("zh-Hans").run()
+    assert at.title[0].value == "向文档提问"
+    assert at.file_uploader[0].label == "添加 PDF、TXT 或 MD 文件"
+    # Streamlit's own "Upload" and "200MB per file", drawn over in Chinese.
+    styles = "\n".join(str(h.proto.body) for h in at.get("html"))
+    assert 'content: "上传"' in styles and "每个文件最多" in styles
+    assert [e for e in at.expander if e.label.startswith("来源")]
     at.sidebar.radio(key="lang").set_value("en").run()
     assert at.title[0].value == "Ask your documents"
+
+
+def test_settings_keep_their_values_through_a_change_of_language(with_doc):
+    at = with_doc
+    at.selectbox(key="cfg_retrieval_mode").set_value("lexical").run()
+    at.number_input(key="cfg_top_k").set_value(3).run()
+    for language in ("zh-Hans", "zh-Hant", "en"):
+        at.sidebar.radio(key="lang").set_value(language).run()
+        assert_clean(at)
+        ask(at, QUESTION)  # the next action after the switch, where the mode fell back
+        mode = at.selectbox(key="cfg_retrieval_mode")
+        assert mode.value == "lexical", language
+        assert mode.format_func(mode.value) == {"zh-Hans": "关键字", "zh-Hant": "關鍵字"}.get(
+            language, "Lexical (keywords)"
+        )
+        assert at.number_input(key="cfg_top_k").value == 3
 
 
 def test_the_api_key_is_a_password_field_never_filled_from_the_environment(data_dir, monkeypatch):
