@@ -297,7 +297,7 @@ def _faiss_worker(size: int, queries: int) -> dict[str, Any]:
     builds and searches it (``ragqa.stores.local``), and HNSW for comparison."""
     import faiss
 
-    from ragqa.stores import local
+    from ragqa.stores import ivf as ivf_index
 
     faiss.omp_set_num_threads(1)  # as LocalStore.dense_search does for one query
     dim, k = 384, 10
@@ -348,12 +348,12 @@ def _faiss_worker(size: int, queries: int) -> dict[str, Any]:
         )
 
     t = time.perf_counter()
-    ivf = local._build_ivfpq(dim, size, chunks)
+    ivf = ivf_index.build_ivfpq(dim, size, chunks)
     build = time.perf_counter() - t
     nlist = faiss.extract_index_ivf(ivf).nlist
     # ragqa re-scores max(IVF_RERANK_FACTOR * k, IVF_MIN_CANDIDATES) = 400
     # candidates, for a dense search of 10 as for hybrid search's depth of 100.
-    local._configure(ivf)
+    ivf_index.configure(ivf)
     for nprobe in sorted({16, 32, 64, 128, ivf.nprobe}):
         ivf.nprobe = nprobe
         for wanted in (100, 400):
@@ -379,7 +379,7 @@ def _real_vectors_worker(data_dir: Path, queries: int) -> dict[str, Any]:
 
     from ragqa import Settings
     from ragqa.embeddings import get_embedder
-    from ragqa.stores import local
+    from ragqa.stores import ivf as ivf_index
 
     faiss.omp_set_num_threads(1)
     embedder = get_embedder(Settings.from_env().embedding_model)
@@ -392,13 +392,13 @@ def _real_vectors_worker(data_dir: Path, queries: int) -> dict[str, Any]:
     flat.add(data)
     exact = flat.search(query_vectors, 10)[1]
     ids = np.arange(len(data), dtype=np.int64)
-    ivf = local._build_ivfpq(data.shape[1], len(data), lambda: iter([(ids, data, [])]))
-    local._configure(ivf)
+    ivf = ivf_index.build_ivfpq(data.shape[1], len(data), lambda: iter([(ids, data, [])]))
+    ivf_index.configure(ivf)
     default = ivf.nprobe
     rows = []
     for nprobe in sorted({8, 16, default, 64}):
         ivf.nprobe = nprobe
-        candidates = ivf.search(query_vectors, local.IVF_MIN_CANDIDATES)[1]
+        candidates = ivf.search(query_vectors, ivf_index.IVF_MIN_CANDIDATES)[1]
         found = []
         for q, c in zip(query_vectors, candidates, strict=True):
             c = c[c >= 0]

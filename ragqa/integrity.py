@@ -43,7 +43,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ragqa.stores.local import CATALOG, FORMAT_VERSION, LEXICAL, MANIFEST, VECTORS, text_hash
+from ragqa.stores.base import FORMAT_VERSION, text_hash
+from ragqa.stores.layout import CATALOG, LEXICAL, MANIFEST, VECTORS
 
 __all__ = ["IntegrityReport", "check_integrity"]
 

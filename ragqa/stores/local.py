@@ -29,13 +29,12 @@ each file's size and time, so a checkpoint whose files do not match it is rebuil
 from the catalog instead.
 
 From ``APPROXIMATE_FROM`` chunks on, FAISS holds an IVF-PQ index rather than exact
-vectors (see :func:`_build_ivfpq`): a fraction of the memory and of the search time,
+vectors (see :func:`build_ivfpq`): a fraction of the memory and of the search time,
 with every candidate re-scored exactly from the vectors in the catalog.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -44,7 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,18 +58,34 @@ from ragqa.errors import (
     RagqaError,
 )
 from ragqa.stores.base import FORMAT_VERSION, Manifest, NewDocument, Store, text_hash
+from ragqa.stores.catalog import SCHEMA, connect_catalog, has_column, migrate
+from ragqa.stores.ivf import (
+    IVF_MIN_CANDIDATES,
+    IVF_MIN_TRAIN,
+    IVF_RERANK_FACTOR,
+    build_ivfpq,
+    configure,
+)
+from ragqa.stores.layout import (
+    CATALOG,
+    LEXICAL,
+    MANIFEST,
+    VECTORS,
+    file_identities,
+    files_match,
+    fsync_dir,
+    fsync_file,
+    read_checkpoint,
+    read_manifest,
+    write_manifest,
+)
+from ragqa.stores.locks import checkpoint_lock, directory_lock
 from ragqa.types import DocumentInfo
 
 __all__ = ["FORMAT_VERSION", "LocalStore", "Manifest", "NewDocument", "text_hash"]
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-CATALOG = "catalog.sqlite"
-VECTORS = "vectors.faiss"
-LEXICAL = "lexical.npz"
-LOCK = ".lock"
-CHECKPOINT_LOCK = ".checkpoint.lock"
 VECTOR_INDEXES = ("auto", "flat", "ivfpq")
 # A writer writes a checkpoint once the changes since the last one reach this many
 # chunks or this share of all chunks, whichever is more (see the module notes).
@@ -81,17 +96,6 @@ CHECKPOINT_SHARE = 0.05
 # "auto" switches to an approximate index from this many chunks on: below it, exact
 # search over the vectors takes a few milliseconds (measured: 5 ms at 50,000).
 APPROXIMATE_FROM = 50_000
-# IVF lists searched per query: an eighth of them, at least 32. On real MiniLM
-# vectors of SQuAD and DRCD sentences, recall@10 against exact search rose from
-# 0.92 with 8 % of the lists to 0.98 with 30 % (bench/query.py).
-IVF_NPROBE_MIN = 32
-IVF_NPROBE_SHARE = 1 / 8
-# Candidates re-scored with their exact vectors: four per result wanted, at least
-# 400. The PQ estimate only has to bring the right chunks among them; at a million
-# clustered vectors recall@10 was 0.69 with 100 candidates and 0.96 with 400,
-# whatever the number of lists probed.
-IVF_RERANK_FACTOR = 4
-IVF_MIN_CANDIDATES = 400
 # Exact vectors read from the catalog (IVF-PQ only), kept by chunk id. One hybrid
 # query reads its 400 re-scored candidates and then the fused candidates, most of
 # which it just read; 8,192 vectors of 384 floats are 12 MB. A chunk id is never
@@ -100,78 +104,6 @@ VECTOR_CACHE_LIMIT = 8192
 # Creating takes a moment, but another process may hold the lock for a whole
 # ingest into a knowledge base it has just created.
 _CREATE_LOCK_TIMEOUT = 600.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL UNIQUE,
-    content_hash TEXT NOT NULL,
-    pages INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    added_at REAL NOT NULL
-);
--- AUTOINCREMENT: a chunk id is never reused, so a stale FAISS file can never point
--- an old id at new text.
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    page INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    text_hash TEXT NOT NULL,
-    tokens TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    unknown REAL,  -- the share of [UNK] tokens; NULL when the embedder cannot tell
-    generation INTEGER NOT NULL DEFAULT 0,  -- of the commit that stored the chunk
-    heading TEXT,  -- the path of headings above the chunk (ragqa.structure)
-    index_hash TEXT  -- text_hash of what was embedded (Chunk.index_text); NULL: text
-);
-CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
--- The change log's other half: which chunks each commit deleted (see the module
--- notes). Rows older than the latest checkpoint are pruned; meta.log_since says
--- from which generation on the log is complete.
-CREATE TABLE IF NOT EXISTS deleted_chunks (
-    id INTEGER PRIMARY KEY,
-    added INTEGER NOT NULL,
-    removed INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deleted_by_generation ON deleted_chunks(removed);
--- The normalised text of every page, so that a UI can show a chunk in its page
--- (chunk offsets point into this text).
-CREATE TABLE IF NOT EXISTS pages (
-    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    page INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (doc_id, page)
-);
-CREATE INDEX IF NOT EXISTS chunks_by_text_hash ON chunks(text_hash);
-"""
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename itself is only durable once the directory entry is on disk.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class LocalStore(Store):
@@ -255,10 +187,10 @@ class LocalStore(Store):
         for leftover in directory.glob(f".{CATALOG}.*.tmp*"):
             leftover.unlink(missing_ok=True)  # from a create that crashed
         building = directory / f".{CATALOG}.{os.getpid()}.tmp"
-        conn = _connect(building)
+        conn = connect_catalog(building)
         now = time.time()
         with conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [
@@ -271,11 +203,11 @@ class LocalStore(Store):
                     ("tokenizer_version", str(_tokenizer_version())),
                 ],
             )
-            _migrate(conn)
+            migrate(conn)
         conn.close()  # the last connection to close folds the WAL into the file
         os.replace(building, directory / CATALOG)
-        _fsync_dir(directory)
-        conn = _connect(directory / CATALOG)
+        fsync_dir(directory)
+        conn = connect_catalog(directory / CATALOG)
         manifest = Manifest(FORMAT_VERSION, embedding_model, dimension, 0, 0, -1, now, now)
         store = cls(directory, manifest, conn, vector_index=vector_index)
         store.flush()  # empty indexes and the manifest: a new store is complete on disk
@@ -304,7 +236,7 @@ class LocalStore(Store):
             raise IndexCorruptError(
                 f"{directory} {what}. Rebuild it: `ragqa ingest SOURCES --kb NEW_DIR`"
             )
-        conn = _connect(catalog)
+        conn = connect_catalog(catalog)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             fmt = int(meta["format_version"])
@@ -321,7 +253,7 @@ class LocalStore(Store):
                 f"{FORMAT_VERSION}. Rebuild it with this version: "
                 f"`ragqa ingest SOURCES --kb NEW_DIR`"
             )
-        manifest = _read_manifest(directory)
+        manifest = read_manifest(directory)
         if manifest is not None and (
             manifest.embedding_model != meta["embedding_model"]
             or manifest.dimension != int(meta["dimension"])
@@ -396,7 +328,7 @@ class LocalStore(Store):
 
     def _replayable_since(self, generation: int) -> bool:
         """Whether the change log covers every commit after ``generation``."""
-        if generation < 0 or not _has_column(self._conn, "chunks", "generation"):
+        if generation < 0 or not has_column(self._conn, "chunks", "generation"):
             return False  # a catalog from before the log (a writer migrates it)
         return generation >= int(self._meta_value("log_since") or 2**62)
 
@@ -404,16 +336,16 @@ class LocalStore(Store):
         """Load the checkpoint and replay the change log since it; rebuild the
         derived indexes from the catalog when there is no usable checkpoint."""
         with self._lock:
-            with _checkpoint_lock(self.directory, shared=True):
-                self._manifest = _read_manifest(self.directory) or self._manifest
-                checkpoint = _read_checkpoint(self.directory)
+            with checkpoint_lock(self.directory, shared=True):
+                self._manifest = read_manifest(self.directory) or self._manifest
+                checkpoint = read_checkpoint(self.directory)
                 base = int(checkpoint.get("generation", -1))
                 index = lexical = None
                 if (
                     base <= self._generation()
                     and self._replayable_since(base)
                     and checkpoint.get("tokenizer_version") == self._stored_tokenizer_version()
-                    and _files_match(self.directory, checkpoint.get("files", {}))
+                    and files_match(self.directory, checkpoint.get("files", {}))
                 ):
                     index = self._try_read_faiss(int(checkpoint["chunks"]))
                     lexical = self._try_read_lexical(int(checkpoint["chunks"]))
@@ -440,7 +372,7 @@ class LocalStore(Store):
                 return
             with self._lexical_lock:
                 self._index, self._lexical = index, lexical
-            _configure(index)
+            configure(index)
             self._loaded_generation = generation
             self._checkpoint = checkpoint if changes != math.inf else {}
             self._changes_since_checkpoint = changes
@@ -517,14 +449,14 @@ class LocalStore(Store):
     def _index_switch_due(self) -> bool:
         have = "flat" if hasattr(self._index, "id_map") else "ivfpq"
         want = self._wanted_index(len(self))
-        return want != have and not (want == "ivfpq" and len(self) < _IVF_MIN_TRAIN)
+        return want != have and not (want == "ivfpq" and len(self) < IVF_MIN_TRAIN)
 
     def _rebuild_faiss(self) -> Any:
         import faiss
 
         chunks = self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        if self._wanted_index(chunks) == "ivfpq" and chunks >= _IVF_MIN_TRAIN:
-            return _build_ivfpq(self.dimension, chunks, self._iter_chunks)
+        if self._wanted_index(chunks) == "ivfpq" and chunks >= IVF_MIN_TRAIN:
+            return build_ivfpq(self.dimension, chunks, self._iter_chunks)
         # IDMap2 keeps our SQLite chunk ids inside FAISS and supports remove_ids.
         # Inner product on unit vectors is cosine similarity.
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
@@ -630,7 +562,7 @@ class LocalStore(Store):
         committed since this store was opened.
         """
         with self._lock:
-            _migrate(self._conn)
+            migrate(self._conn)
             if self._vector_index_choice and self._vector_index_choice != self._meta_value(
                 "vector_index"
             ):
@@ -656,7 +588,7 @@ class LocalStore(Store):
             "%s: switching the vector index to %s at %d chunks", self.directory, want, len(self)
         )
         self._index = self._rebuild_faiss()
-        _configure(self._index)
+        configure(self._index)
         self._changes_since_checkpoint = math.inf
 
     def flush(self) -> None:
@@ -675,17 +607,17 @@ class LocalStore(Store):
             try:
                 # write_index streams to the file: no copy of the index in memory.
                 faiss.write_index(self._index, str(vectors_tmp))
-                _fsync_file(vectors_tmp)
+                fsync_file(vectors_tmp)
                 with self._lexical_lock:  # saving compacts the index in place
                     self._lexical.save(lexical_tmp, atomic=False)
-                with _checkpoint_lock(self.directory, shared=False):
+                with checkpoint_lock(self.directory, shared=False):
                     os.replace(vectors_tmp, self.directory / VECTORS)
                     os.replace(lexical_tmp, self.directory / LEXICAL)
                     self._checkpoint = {
                         "generation": generation,
                         "chunks": len(self._lexical),
                         "tokenizer_version": self._stored_tokenizer_version(),
-                        "files": _file_identities(self.directory, (VECTORS, LEXICAL)),
+                        "files": file_identities(self.directory, (VECTORS, LEXICAL)),
                     }
                     self.write_manifest()
             finally:
@@ -698,11 +630,11 @@ class LocalStore(Store):
         """Write manifest.json: the live counts, and which checkpoint is on disk."""
         with self._lock:
             self._live = None
-            _write_manifest(self.directory, self.manifest, {"checkpoint": self._checkpoint})
+            write_manifest(self.directory, self.manifest, {"checkpoint": self._checkpoint})
 
     def _prune_log(self, generation: int) -> None:
         """Forget deletions the checkpoint at ``generation`` already reflects."""
-        if not _has_column(self._conn, "chunks", "generation"):
+        if not has_column(self._conn, "chunks", "generation"):
             return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -721,7 +653,7 @@ class LocalStore(Store):
         replay enough that a checkpoint is due, the manifest is behind the catalog
         (a writer died between its commit and the manifest), or an interrupted
         write left a temporary file behind. :meth:`repair` fixes all three."""
-        on_disk = _read_manifest(self.directory)
+        on_disk = read_manifest(self.directory)
         return (
             self._checkpoint_due()
             or self._index_switch_due()
@@ -768,7 +700,7 @@ class LocalStore(Store):
 
     def _leftover_temp_files(self) -> list[Path]:
         # Every atomic write goes through a hidden ".NAME.*.tmp" file (see
-        # _atomic_write_bytes, flush and BM25Index.save).
+        # atomic_write_bytes, flush and BM25Index.save).
         return [
             p
             for name in (MANIFEST, VECTORS, LEXICAL)
@@ -1121,271 +1053,7 @@ class LocalStore(Store):
             self._live = None
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an older catalog's schema up to this version's (a writer's job).
-
-    Added columns are NULL or 0 in old rows. The change log starts at the
-    generation the catalog has now: older checkpoints are rebuilt, once.
-    """
-    conn.executescript(_SCHEMA)  # tables this version introduced
-    if not _has_column(conn, "chunks", "unknown"):
-        conn.execute("ALTER TABLE chunks ADD COLUMN unknown REAL")
-    if not _has_column(conn, "chunks", "generation"):
-        conn.execute("ALTER TABLE chunks ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-    if not _has_column(conn, "chunks", "heading"):
-        conn.execute("ALTER TABLE chunks ADD COLUMN heading TEXT")
-    if not _has_column(conn, "chunks", "index_hash"):
-        conn.execute("ALTER TABLE chunks ADD COLUMN index_hash TEXT")
-    conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_index_hash ON chunks(index_hash)")
-    conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_generation ON chunks(generation)")
-    conn.execute(
-        "INSERT OR IGNORE INTO meta(key, value) "
-        "SELECT 'log_since', value FROM meta WHERE key = 'generation'"
-    )
-
-
-def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
-    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
-
-
-# IVF-PQ needs enough vectors to train its coarse quantizer and codebooks.
-_IVF_MIN_TRAIN = 10_000
-
-
-def _build_ivfpq(dimension: int, chunks: int, iter_chunks: Any) -> Any:
-    """An IVF-PQ index over every chunk in the catalog.
-
-    ``sqrt(n)`` inverted lists, trained on a sample of 40 vectors a list, and
-    product quantization into one byte per 8 dimensions (48 bytes a vector
-    instead of 1,536 at 384 dimensions). Ids are the chunk ids; IVF indexes keep
-    them without an id map and support ``remove_ids``.
-    """
-    import faiss
-
-    nlist = max(16, int(chunks**0.5))
-    # k-means wants about 40 points per centroid, and PQ's 256 codes per
-    # sub-quantizer want at least 10,000.
-    m = next(
-        m for m in (dimension // 8, 64, 48, 32, 24, 16, 8, 4, 2, 1) if m and dimension % m == 0
-    )
-    quantizer = faiss.IndexFlatIP(dimension)
-    index = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(0)
-    want = min(chunks, max(40 * nlist, 10_000))
-    sample = []
-    for ids, vectors, _ in iter_chunks():
-        keep = rng.random(len(ids)) < want / chunks
-        sample.append(vectors[keep])
-    index.train(np.ascontiguousarray(np.vstack(sample)))
-    for ids, vectors, _ in iter_chunks():
-        index.add_with_ids(vectors, ids)
-    return index
-
-
-def _configure(index: Any) -> None:
-    """Search-time parameters, which FAISS does not keep in the file."""
-    if hasattr(index, "nprobe"):
-        index.nprobe = min(index.nlist, max(IVF_NPROBE_MIN, int(index.nlist * IVF_NPROBE_SHARE)))
-
-
-@contextmanager
-def _checkpoint_lock(directory: Path, *, shared: bool) -> Iterator[None]:
-    """Readers load a checkpoint under a shared lock; a writer replaces its files
-    under an exclusive one, so nobody loads half of an old and half of a new one."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: fall back to the exclusive file lock
-        with file_lock(directory / CHECKPOINT_LOCK, 60, what=f"knowledge base {directory}"):
-            yield
-        return
-    try:
-        fd = os.open(directory / CHECKPOINT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:  # a read-only directory: nobody can be writing a checkpoint
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _file_identities(directory: Path, names: Sequence[str]) -> dict[str, list[int]]:
-    """``name -> [size, mtime_ns]``: what tells one checkpoint's file from another's."""
-    out = {}
-    for name in names:
-        stat = (directory / name).stat()
-        out[name] = [stat.st_size, stat.st_mtime_ns]
-    return out
-
-
-def _files_match(directory: Path, recorded: dict[str, Any]) -> bool:
-    try:
-        return bool(recorded) and _file_identities(directory, list(recorded)) == recorded
-    except OSError:
-        return False
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def directory_lock(directory: Path, timeout: float) -> AbstractContextManager[None]:
-    """Hold the writer lock of a knowledge-base directory.
-
-    Raises:
-        KnowledgeBaseBusyError: another process held it for ``timeout`` seconds.
-    """
-    return file_lock(directory / LOCK, timeout, what=f"knowledge base {directory}")
-
-
-@contextmanager
-def file_lock(path: Path, timeout: float, *, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) across processes.
-
-    Raises:
-        KnowledgeBaseBusyError: another process held it for ``timeout`` seconds;
-            the message names ``what`` is busy.
-    """
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        raise KnowledgeBaseBusyError(
-            f"{what} is busy: another process is writing to it. Try again when it has finished."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def _tokenizer_version() -> int:
     from ragqa.lexical import TOKENIZER_VERSION
 
     return TOKENIZER_VERSION
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction
-        # spans exactly one logical change. check_same_thread=False because
-        # Streamlit calls from several threads; LocalStore serialises access.
-        conn = sqlite3.connect(
-            path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=30,
-            factory=_CatalogConnection,
-        )
-        conn.execute("PRAGMA journal_mode=WAL")  # readers keep reading while one writes
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(
-            f"{path} is not a readable catalog ({exc}). Restore it from a backup, or "
-            f"rebuild the knowledge base: `ragqa ingest SOURCES --kb NEW_DIR`"
-        ) from None
-    return conn
-
-
-# SQLite's result codes for a damaged file (the low byte of an extended code).
-_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-
-
-class _CatalogConnection(sqlite3.Connection):
-    """A connection whose statements report a damaged catalog as IndexCorruptError.
-
-    SQLite only notices a damaged page when a statement reads it, which may be
-    long after the open (a search touching one chunk). Without this, that surfaces
-    as ``sqlite3.DatabaseError: database disk image is malformed`` and a traceback
-    instead of a message that says what to do.
-    """
-
-    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(database, *args, **kwargs)
-        self.path = database
-
-    def cursor(self, factory: Any = None) -> Any:
-        return super().cursor(factory or _CatalogCursor)
-
-    # Connection.execute does not go through cursor(), so these three must.
-    def execute(self, *args: Any) -> Any:
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args: Any) -> Any:
-        return self.cursor().executemany(*args)
-
-    def executescript(self, *args: Any) -> Any:
-        return self.cursor().executescript(*args)
-
-
-class _CatalogCursor(sqlite3.Cursor):
-    """Every call that may read a page turns damage into IndexCorruptError."""
-
-    def _checked(self, method: Any, *args: Any) -> Any:
-        try:
-            return method(*args)
-        except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _DAMAGE_CODES:
-                raise
-            raise IndexCorruptError(
-                f"{self.connection.path} is damaged ({exc}). Restore it from a backup, or "
-                "rebuild the knowledge base: `ragqa ingest SOURCES --kb NEW_DIR`"
-            ) from None
-
-    def execute(self, *args: Any) -> Any:
-        return self._checked(super().execute, *args)
-
-    def executemany(self, *args: Any) -> Any:
-        return self._checked(super().executemany, *args)
-
-    def executescript(self, *args: Any) -> Any:
-        return self._checked(super().executescript, *args)
-
-    def fetchone(self) -> Any:
-        return self._checked(super().fetchone)
-
-    def fetchmany(self, *args: Any) -> Any:
-        return self._checked(super().fetchmany, *args)
-
-    def fetchall(self) -> Any:
-        return self._checked(super().fetchall)
-
-    def __next__(self) -> Any:
-        return self._checked(super().__next__)
-
-
-def _read_manifest(directory: Path) -> Manifest | None:
-    path = directory / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest(**{k: data[k] for k in Manifest.__dataclass_fields__})
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("%s is damaged (%s); rewriting it from the catalog", path, exc)
-        return None
-
-
-def _read_checkpoint(directory: Path) -> dict[str, Any]:
-    """manifest.json's description of the checkpoint on disk ({} if none)."""
-    try:
-        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-        checkpoint = data.get("checkpoint") if isinstance(data, dict) else None
-        if isinstance(checkpoint, dict) and {"generation", "chunks"} <= set(checkpoint):
-            return checkpoint
-    except (OSError, ValueError):
-        pass
-    return {}
-
-
-def _write_manifest(directory: Path, manifest: Manifest, extra: dict[str, Any]) -> None:
-    data = json.dumps(extra | manifest.to_dict(), indent=2, sort_keys=True) + "\n"
-    _atomic_write_bytes(directory / MANIFEST, data.encode("utf-8"))

@@ -416,7 +416,7 @@ class MilvusStore(Store):
         if self._lock_path is None:
             lock = _null_lock()
         else:
-            from ragqa.stores.local import file_lock
+            from ragqa.stores.locks import file_lock
 
             lock = file_lock(self._lock_path, timeout, what=f"knowledge base {self.location}")
         with lock:

@@ -25,9 +25,9 @@ The hooks are chosen by environment variables, read only by this test-only wrapp
     steps; ``default`` keeps ragqa's own thresholds, under which a small ingest
     writes only the manifest.
 
-Hooks: the ``LocalStore`` methods ``write_documents`` and ``flush``; the store's
-``_atomic_write_bytes``; ``replace:FILE``, the rename that publishes a derived
-file; ``sql:KIND``, SQLite statements by kind (``sql:BEGIN``, ``sql:COMMIT``,
+Hooks: the ``LocalStore`` methods ``write_documents`` and ``flush``;
+``_atomic_write_bytes``, the manifest's write (:func:`ragqa.stores.layout.atomic_write_bytes`);
+``replace:FILE``, the rename that publishes a derived file; ``sql:KIND``, SQLite statements by kind (``sql:BEGIN``, ``sql:COMMIT``,
 ``sql:INSERT chunks``, ``sql:script`` ...); ``embed``, one embedding batch;
 ``load``, one file read; ``lock``, taking the writer lock (``acquire``), and
 ``lock-attempt``, each try inside it.
@@ -304,6 +304,7 @@ def install_hooks(environ: dict[str, str]) -> _Hooks:
 
     import ragqa.knowledge_base
     import ragqa.loaders
+    import ragqa.stores.layout as layout
     import ragqa.stores.local as local
     from ragqa.embeddings import HashingEmbedder
 
@@ -316,7 +317,7 @@ def install_hooks(environ: dict[str, str]) -> _Hooks:
 
     _wrap_method(local.LocalStore, "write_documents", hooks, "write_documents")
     _wrap_method(local.LocalStore, "flush", hooks, "flush")
-    _wrap_method(local, "_atomic_write_bytes", hooks, "_atomic_write_bytes")
+    _wrap_method(layout, "atomic_write_bytes", hooks, "_atomic_write_bytes")
     _wrap_method(HashingEmbedder, "embed_batch", hooks, "embed")
     _wrap_method(ragqa.loaders, "load_document", hooks, "load")
     _wrap_method(filelock.FileLock, "acquire", hooks, "lock")
@@ -324,8 +325,8 @@ def install_hooks(environ: dict[str, str]) -> _Hooks:
     # second failed try proves that a process is waiting.
     _wrap_method(filelock.FileLock, "_acquire", hooks, "lock-attempt")
 
-    connect = local._connect
-    local._connect = lambda path: _HookedConnection(connect(path), hooks)
+    connect = local.connect_catalog
+    local.connect_catalog = lambda path: _HookedConnection(connect(path), hooks)
 
     # The rename that publishes a derived file: "before" is a complete temporary
     # file not yet in place, "after" is in place but not yet durable.

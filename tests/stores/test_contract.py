@@ -170,7 +170,7 @@ def test_a_second_writer_is_told_the_store_is_busy(store, location):
             with pytest.raises(KnowledgeBaseBusyError, match="busy"), other.writing(timeout=0):
                 pass
         else:  # Milvus Lite allows one client per file; the lock is the file's
-            from ragqa.stores.local import file_lock
+            from ragqa.stores.locks import file_lock
 
             with (
                 pytest.raises(KnowledgeBaseBusyError, match="busy"),

@@ -265,7 +265,7 @@ def test_a_checkpoint_written_while_a_reader_loads_is_not_replayed_onto(
         store.write_documents([doc("a.md", ["alpha"])])
         store.flush()  # a checkpoint holding alpha
         assert store.remove_document("a.md")  # logged, not checkpointed
-    real_lock = local_module._checkpoint_lock
+    real_lock = local_module.checkpoint_lock
     fired = []
 
     @contextmanager
@@ -277,7 +277,7 @@ def test_a_checkpoint_written_while_a_reader_loads_is_not_replayed_onto(
             with store.writing(timeout=5):
                 store.flush()  # prunes the deletion of alpha from the log
 
-    monkeypatch.setattr(local_module, "_checkpoint_lock", checkpoint_after_reading)
+    monkeypatch.setattr(local_module, "checkpoint_lock", checkpoint_after_reading)
     reader = LocalStore.open(kb)
     monkeypatch.undo()
     try:
