@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ __all__ = [
     "Answer",
     "Citation",
     "Timings",
+    "Usage",
     "answer_question",
     "resolve_citations",
     "stream_answer",
@@ -127,6 +128,20 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Language-model tokens an answer took: the prompt's and the reply's, each as
+    the backend's tokenizer counts them (an estimate where it has none). The
+    extractive answerer uses no model, so both are 0."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer and everything needed to check it.
 
@@ -144,6 +159,7 @@ class Answer:
         flagged: numbers of markers removed because no such passage was given.
         dropped: retrieved hits left out of the prompt to fit the context window.
         question: the question as asked.
+        usage: the language-model tokens it took.
     """
 
     text: str
@@ -155,6 +171,7 @@ class Answer:
     flagged: tuple[int, ...] = ()
     dropped: tuple[Hit, ...] = ()
     question: str = ""
+    usage: Usage = field(default_factory=Usage)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for ``--json``) with keys ``answer``, ``citations`` and
@@ -174,6 +191,10 @@ class Answer:
                 "retrieve": self.timings.retrieve,
                 "generate": self.timings.generate,
                 "total": self.timings.total,
+            },
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
             },
         }
 
@@ -308,6 +329,8 @@ def stream_answer(
     dropped: tuple[Hit, ...] = ()
 
     quoted: dict[int, tuple[tuple[int, int], ...]] = {}  # passage number -> spans
+    count_tokens: Callable[[str], int] | None = None  # the model's, when one answers
+    prompt_tokens = 0
     if chat_model is None and settings.llm == "extractive":
         from ragqa.llm.extractive import ExtractiveAnswerer
 
@@ -331,6 +354,7 @@ def stream_answer(
             as_chat_backend(chat_model) if chat_model is not None else get_chat_model(settings)
         )
         backend_name = backend.name
+        count_tokens = backend.count_tokens
         if not hits:
             passages = ()
             pieces = iter([no_answer_text(question)])
@@ -344,6 +368,7 @@ def stream_answer(
                 history=history,
             )
             passages, dropped = prompt.passages, prompt.dropped
+            prompt_tokens = prompt.token_count
             pieces = backend.stream(prompt.messages)
 
     generate_started = time.perf_counter()
@@ -379,6 +404,9 @@ def stream_answer(
         flagged=cleaner.flagged,
         dropped=dropped,
         question=question,
+        usage=Usage(
+            prompt_tokens, count_tokens(cleaner.raw) if count_tokens and prompt_tokens else 0
+        ),
     )
 
 
@@ -393,15 +421,15 @@ class _CitationStream:
 
     def __init__(self, passage_count: int) -> None:
         self._count = passage_count
-        self._raw = ""
+        self.raw = ""  # what the model produced, markers and all
         self._emitted = ""
         self.text = ""
         self.cited: tuple[int, ...] = ()
         self.flagged: tuple[int, ...] = ()
 
     def feed(self, piece: str) -> str:
-        self._raw += piece
-        ready = self._raw
+        self.raw += piece
+        ready = self.raw
         partial = _PARTIAL_MARKER.search(ready)
         if partial and len(ready) - partial.start() <= 40:
             ready = ready[: partial.start()]
@@ -414,7 +442,7 @@ class _CitationStream:
 
     def finish(self) -> str:
         self.text, self.cited, self.flagged = resolve_citations(
-            self._raw, self._count, renumber=True
+            self.raw, self._count, renumber=True
         )
         self.text = self.text.strip()
         return self._release(self.text)

@@ -58,6 +58,8 @@ class ChatBackend(ABC):
         name: the backend's configuration name (``openai``, ``ollama``, ...).
         model: the model's name or path.
         endpoint: where the model runs (a URL, or a file for in-process models).
+        temperature: the sampling temperature it was built with (None: the model's own).
+        max_tokens: the longest reply it was built to give (None: no cap of ragqa's).
     """
 
     name: str = "chat"
@@ -68,10 +70,14 @@ class ChatBackend(ABC):
         model: str = "",
         endpoint: str = "",
         count_tokens: TokenCounter | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.endpoint = endpoint
         self._count_tokens = count_tokens
+        self.temperature = temperature
+        self.max_tokens = max_tokens
 
     @abstractmethod
     def stream(self, messages: Messages) -> Iterator[str]:
@@ -84,6 +90,38 @@ class ChatBackend(ABC):
     def complete(self, messages: Messages) -> str:
         """The whole reply to ``messages`` as one string."""
         return "".join(self.stream(messages))
+
+    def with_options(  # noqa: D417
+        self,
+        *,
+        temperature: float | None = None,  # noqa: ARG002 - subclasses use them
+        max_tokens: int | None = None,  # noqa: ARG002
+    ) -> ChatBackend:
+        """This backend with another sampling temperature, or a shorter reply cap.
+
+        ``max_tokens`` can only lower the cap the backend was built with: prompts are
+        budgeted to leave that much room in the context window, so a longer reply
+        could overflow it. None keeps a value as it is. Backends that cannot change
+        them (this base class) return themselves.
+
+        Example:
+            >>> from ragqa.config import Settings
+            >>> from ragqa.llm import get_chat_model
+            >>> short = get_chat_model(Settings(llm="fake", llm_model="One two three [1].")).with_options(max_tokens=2)
+            >>> short.complete([("user", "?")]), short.max_tokens
+            ('One two', 2)
+        """
+        return self
+
+    def _wanted_options(
+        self, temperature: float | None, max_tokens: int | None
+    ) -> tuple[float | None, int | None]:
+        """The options :meth:`with_options` asks for, with the cap never raised."""
+        if temperature is None:
+            temperature = self.temperature
+        if max_tokens is None or (self.max_tokens is not None and max_tokens > self.max_tokens):
+            max_tokens = self.max_tokens
+        return temperature, max_tokens
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` for this model: its tokenizer if known, else an estimate."""
@@ -113,7 +151,13 @@ class LangChainBackend(ChatBackend):
             first token, for clients that do not retry by themselves.
         secret: a value (the API key) to scrub from any error message.
         count_tokens: the model's tokenizer as a counter.
+        temperature, max_tokens: what ``chat_model`` was built with.
+        rebuild: ``rebuild(temperature, max_tokens)`` builds this backend anew with
+            those options, for :meth:`with_options`; None when they cannot change.
     """
+
+    # Variants made by with_options, kept per backend; few combinations occur.
+    _MAX_VARIANTS = 8
 
     def __init__(
         self,
@@ -126,13 +170,38 @@ class LangChainBackend(ChatBackend):
         retries: int = 0,
         secret: str = "",
         count_tokens: TokenCounter | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        rebuild: Callable[[float | None, int | None], ChatBackend] | None = None,
     ) -> None:
-        super().__init__(model=model, endpoint=endpoint, count_tokens=count_tokens)
+        super().__init__(
+            model=model,
+            endpoint=endpoint,
+            count_tokens=count_tokens,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
         self.name = name
         self._chat_model = chat_model
         self._map_error = map_error
         self._retries = max(0, retries)
         self._secret = secret
+        self._rebuild = rebuild
+        self._variants: dict[tuple[float | None, int | None], ChatBackend] = {}
+
+    def with_options(
+        self, *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> ChatBackend:
+        wanted = self._wanted_options(temperature, max_tokens)
+        if self._rebuild is None or wanted == (self.temperature, self.max_tokens):
+            return self
+        variant = self._variants.get(wanted)
+        if variant is None:
+            # Built once per combination: a client object is cheap, not free.
+            variant = self._rebuild(*wanted)
+            if len(self._variants) < self._MAX_VARIANTS:
+                self._variants[wanted] = variant
+        return variant
 
     def stream(self, messages: Messages) -> Iterator[str]:
         lc_messages = to_langchain_messages(messages)

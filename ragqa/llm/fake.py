@@ -1,7 +1,8 @@
 """A canned chat model for tests and demos (``RAGQA_LLM=fake``): no server, no model.
 
 It replies with ``settings.llm_model`` when that is set, else with a fixed sentence
-citing source [1]; the reply streams word by word like a real model's.
+citing source [1]; the reply streams word by word like a real model's, and stops
+after ``settings.llm_max_tokens`` words as a real model stops at its token cap.
 
 Example:
     >>> from ragqa.config import Settings
@@ -29,8 +30,16 @@ def fake_backend(settings: Settings) -> LangChainBackend:
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
     reply = settings.llm_model or DEFAULT_FAKE_REPLY
+    words = reply.split()
+    if len(words) > settings.llm_max_tokens:  # a word stands for a token here
+        reply = " ".join(words[: settings.llm_max_tokens])
     return LangChainBackend(
         GenericFakeChatModel(messages=itertools.repeat(reply)),
         name="fake",
         model="canned",
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        rebuild=lambda temperature, max_tokens: fake_backend(
+            settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
+        ),
     )

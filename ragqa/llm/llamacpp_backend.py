@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,14 +83,30 @@ class LlamaCppBackend(ChatBackend):
         temperature: float = 0.0,
         chat_format: str | None = None,
     ) -> None:
-        super().__init__(model=Path(model_path).name, endpoint=str(model_path))
+        super().__init__(
+            model=Path(model_path).name,
+            endpoint=str(model_path),
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
         self._model_path = str(model_path)
         self._chat_format = chat_format
         self._context_window = context_window
-        self._max_tokens = max_tokens
-        self._temperature = temperature
         self._llama: Any = None
         self._lock = threading.Lock()
+
+    def with_options(
+        self, *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> LlamaCppBackend:
+        temperature, max_tokens = self._wanted_options(temperature, max_tokens)
+        if (temperature, max_tokens) == (self.temperature, self.max_tokens):
+            return self
+        # The variant shares the loaded model and its lock (one reply at a time, and
+        # one copy of the weights in memory), so the model is loaded here first.
+        self._load()
+        variant = copy.copy(self)
+        variant.temperature, variant.max_tokens = temperature, max_tokens
+        return variant
 
     def _load(self) -> Any:
         if self._llama is None:
@@ -122,8 +139,8 @@ class LlamaCppBackend(ChatBackend):
                 for chunk in llama.create_chat_completion(
                     messages=payload,
                     stream=True,
-                    max_tokens=self._max_tokens,
-                    temperature=self._temperature,
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
                 ):
                     text = chunk["choices"][0].get("delta", {}).get("content")
                     if text:

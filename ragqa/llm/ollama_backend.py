@@ -55,6 +55,11 @@ def ollama_backend(settings: Settings) -> LangChainBackend:
         ),
         retries=settings.llm_max_retries,
         secret=settings.llm_api_key,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        rebuild=lambda temperature, max_tokens: ollama_backend(
+            settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
+        ),
     )
 
 

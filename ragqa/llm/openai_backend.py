@@ -75,6 +75,11 @@ def openai_backend(settings: Settings) -> LangChainBackend:
         ),
         secret=settings.llm_api_key,
         count_tokens=None if local else _tiktoken_counter(model),
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        rebuild=lambda temperature, max_tokens: openai_backend(
+            settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
+        ),
     )
 
 

@@ -116,10 +116,19 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
     def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
         name, kb = lookup(body.model)
         question, history = chat.question_and_history(body.messages)
-        pieces = kb.ask_stream(question, history, chat_model=registry.chat_model())
+        chat_model = registry.chat_model()
+        if chat_model is not None:
+            chat_model = chat_model.with_options(
+                temperature=body.temperature, max_tokens=body.reply_cap()
+            )
+        pieces = kb.ask_stream(question, history, chat_model=chat_model)
         if body.stream:
             events = chat.start_stream(
-                pieces, name, retry_after=config.retry_after, file_names=file_names(name, kb)
+                pieces,
+                name,
+                retry_after=config.retry_after,
+                file_names=file_names(name, kb),
+                include_usage=bool(body.stream_options and body.stream_options.include_usage),
             )
             return StreamingResponse(
                 events,

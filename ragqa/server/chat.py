@@ -35,6 +35,7 @@ from ragqa.server.schemas import (
     Delta,
     ResponseMessage,
     citation_model,
+    usage_model,
 )
 
 __all__ = ["completion", "question_and_history", "start_stream"]
@@ -79,6 +80,7 @@ def completion(
         created=int(time.time()),
         model=model,
         choices=[Choice(message=ResponseMessage(content=answer.text))],
+        usage=usage_model(answer.usage),
         citations=[citation_model(c, file_names) for c in answer.citations],
     )
 
@@ -89,6 +91,7 @@ def start_stream(
     *,
     retry_after: int,
     file_names: Mapping[str, str] | None = None,
+    include_usage: bool = False,
 ) -> Iterator[str]:
     """Take the answer's first piece now, then return the events of the whole answer.
 
@@ -96,7 +99,14 @@ def start_stream(
         RagqaError: retrieval or the model failed before anything was produced.
     """
     first = next(pieces)  # errors up to here get a status code of their own
-    return _events(first, pieces, model, retry_after=retry_after, file_names=file_names)
+    return _events(
+        first,
+        pieces,
+        model,
+        retry_after=retry_after,
+        file_names=file_names,
+        include_usage=include_usage,
+    )
 
 
 def _events(
@@ -106,6 +116,7 @@ def _events(
     *,
     retry_after: int,
     file_names: Mapping[str, str] | None,
+    include_usage: bool,
 ) -> Iterator[str]:
     stream_id, created = new_id(), int(time.time())
 
@@ -122,6 +133,7 @@ def _events(
         payload["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
         if citations is None:
             del payload["citations"]
+        del payload["usage"]  # only in the last chunk, when the client asked for it
         return _sse(payload)
 
     yield chunk(Delta(role="assistant", content=""))
@@ -131,6 +143,16 @@ def _events(
             if isinstance(item, Answer):
                 citations = [citation_model(c, file_names) for c in item.citations]
                 yield chunk(Delta(), finish=True, citations=citations)
+                if include_usage:
+                    # As OpenAI ends a stream asked for usage: no choices, the usage.
+                    usage = ChatCompletionChunk(
+                        id=stream_id,
+                        created=created,
+                        model=model,
+                        choices=[],
+                        usage=usage_model(item.usage),
+                    )
+                    yield _sse(usage.model_dump(exclude_none=True))
                 break
             if item:
                 yield chunk(Delta(content=item))

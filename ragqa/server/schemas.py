@@ -1,11 +1,12 @@
 """The JSON shapes of the HTTP API, as pydantic models.
 
 Requests follow OpenAI's where one exists, so that OpenAI clients need nothing
-special: unknown fields (``temperature``, ``top_p``, ``stream_options``, ...) are
-accepted and ignored, because the knowledge base's configured answerer decides how
-answers are made. Responses add what ragqa knows and OpenAI has no field for: the
-``citations`` of an answer, each naming the file, page and character offsets of a
-passage it cites.
+special. ``temperature`` and ``max_tokens`` (or ``max_completion_tokens``) reach
+the language model; other sampling fields (``top_p``, ``seed``, ...) are accepted
+and ignored, because the knowledge base's configured answerer decides how answers
+are made. Responses carry OpenAI's ``usage``, and add what ragqa knows and OpenAI
+has no field for: the ``citations`` of an answer, each naming the file, page and
+character offsets of a passage it cites.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ __all__ = [
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
+    "StreamOptions",
     "UploadResult",
+    "UsageModel",
     "citation_model",
+    "usage_model",
 ]
 
 # A question is a sentence or a paragraph; this bounds the work one request causes.
@@ -72,6 +76,32 @@ class ChatCompletionRequest(_Open):
     model: str
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    # Passed to the language model; the extractive answerer has no use for them.
+    # A cap can only lower the server's RAGQA_LLM_MAX_TOKENS, for which prompts
+    # leave room in the context window.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+    def reply_cap(self) -> int | None:
+        """The smaller of ``max_tokens`` and ``max_completion_tokens``, if either is set."""
+        caps = [cap for cap in (self.max_tokens, self.max_completion_tokens) if cap is not None]
+        return min(caps) if caps else None
+
+
+class StreamOptions(_Open):
+    """``include_usage``: end the stream with a chunk that has ``usage`` (as OpenAI does)."""
+
+    include_usage: bool = False
+
+
+class UsageModel(BaseModel):
+    """Language-model tokens of one answer; all 0 for the extractive answerer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class CitationModel(BaseModel):
@@ -112,6 +142,7 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     choices: list[Choice]
+    usage: UsageModel
     citations: list[CitationModel]
 
 
@@ -136,6 +167,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     citations: list[CitationModel] | None = None
+    usage: UsageModel | None = None
 
 
 class SearchRequest(_Open):
@@ -214,6 +246,15 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+def usage_model(usage: Any) -> UsageModel:
+    """A :class:`ragqa.answering.Usage` as its API shape."""
+    return UsageModel(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
 
 
 def citation_model(citation: Any, file_names: Mapping[str, str] | None = None) -> CitationModel:

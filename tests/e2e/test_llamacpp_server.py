@@ -129,3 +129,11 @@ def test_in_process_llamacpp_backend_with_the_bundled_model() -> None:
             pieces.append(item)
     assert pieces and answer is not None and answer.text.strip()
     assert answer.backend == "llamacpp"
+    assert answer.usage.prompt_tokens > 0 and 0 < answer.usage.completion_tokens <= 16
+
+    # A shorter cap for one request: the same loaded model, a reply of at most 3 tokens.
+    short = backend.with_options(max_tokens=3, temperature=0.0)
+    assert short is not backend and short._llama is backend._llama
+    reply = short.complete([("user", "Write a long story about the Eiffel Tower.")])
+    assert reply.strip() and 0 < backend.count_tokens(reply) <= 4  # 3, and a joined piece
+    assert backend.with_options(max_tokens=500).max_tokens == 16  # never above the setting

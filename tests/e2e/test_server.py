@@ -388,3 +388,10 @@ def test_answers_come_from_the_configured_llama_cpp_model(
             model="default", messages=[{"role": "user", "content": TEA}]
         )
         assert whole.choices[0].message.content.strip()
+        assert whole.usage.prompt_tokens > 100 and whole.usage.completion_tokens > 0
+        # A request's own cap reaches llama.cpp: 2 tokens, where 32 were allowed.
+        capped = llm_client.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": TEA}], max_tokens=2
+        )
+        assert capped.usage.completion_tokens < whole.usage.completion_tokens
+        assert len(capped.choices[0].message.content) < len(whole.choices[0].message.content)

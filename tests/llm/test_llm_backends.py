@@ -64,6 +64,31 @@ def test_the_temperature_reaches_the_chat_models() -> None:
         Settings(llm_temperature=-1)
 
 
+def test_with_options_rebuilds_the_chat_model_and_never_raises_the_cap() -> None:
+    url = "http://127.0.0.1:9/v1"
+    base = get_chat_model(Settings(llm="openai", llm_base_url=url, llm_max_tokens=256))
+    cooler = base.with_options(temperature=0.7, max_tokens=40)
+    assert (cooler.temperature, cooler.max_tokens) == (0.7, 40)
+    assert cooler._chat_model.temperature == 0.7 and cooler._chat_model.max_tokens == 40
+    # A local server reads max_tokens from the body: that copy follows too.
+    assert cooler._chat_model.extra_body == {"max_tokens": 40}
+    assert base._chat_model.temperature == 0 and base.max_tokens == 256  # untouched
+    # The prompt left room for 256 tokens of reply: a larger cap is not taken.
+    assert base.with_options(max_tokens=10_000).max_tokens == 256
+    assert base.with_options() is base and base.with_options(max_tokens=256) is base
+    assert base.with_options(temperature=0.7, max_tokens=40) is cooler  # built once
+
+    ollama = get_chat_model(Settings(llm="ollama", llm_model="llama3.2", llm_max_tokens=128))
+    short = ollama.with_options(max_tokens=16, temperature=1.5)
+    assert (short._chat_model.num_predict, short._chat_model.temperature) == (16, 1.5)
+
+    fake = get_chat_model(Settings(llm="fake", llm_model="one two three four [1]."))
+    assert fake.with_options(max_tokens=3).complete([("user", "?")]) == "one two three"
+    # A LangChain model passed in as it is has no recipe to rebuild from.
+    wrapped = as_chat_backend(FakeListChatModel(responses=["x"]))
+    assert wrapped.with_options(temperature=1.0, max_tokens=5) is wrapped
+
+
 def test_factory_rejects_extractive_and_incomplete_settings() -> None:
     with pytest.raises(ConfigError, match="without a chat model"):
         get_chat_model(Settings())

@@ -72,6 +72,58 @@ def test_chat_uses_the_conversation_and_the_configured_answerer(make_app) -> Non
     assert len(body["citations"]) == 1
 
 
+def test_request_options_and_usage_reach_the_language_model(make_app) -> None:
+    app = make_app(llm="fake", llm_model="The tower was completed in 1889 [1].")
+    question = [{"role": "user", "content": "When was the Eiffel Tower completed?"}]
+    with TestClient(app) as client:
+        whole = client.post(
+            "/v1/chat/completions", json={"model": "default", "messages": question}
+        ).json()
+        # The fake model stops after max_tokens words, as a real one after its tokens;
+        # the smaller of the two caps OpenAI clients send wins.
+        capped = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "default",
+                "messages": question,
+                "max_tokens": 9,
+                "max_completion_tokens": 3,
+                "temperature": 0.5,
+            },
+        ).json()
+        refused = client.post(
+            "/v1/chat/completions",
+            json={"model": "default", "messages": question, "temperature": 3},
+        )
+        streamed = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "default",
+                "messages": question,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        ).text
+    assert whole["choices"][0]["message"]["content"] == "The tower was completed in 1889 [1]."
+    assert capped["choices"][0]["message"]["content"] == "The tower was"
+    usage = whole["usage"]
+    assert usage["prompt_tokens"] > 50 and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert capped["usage"]["completion_tokens"] < usage["completion_tokens"]
+    assert refused.status_code == 400 and "temperature" in refused.text
+
+    events = [json.loads(e[6:]) for e in streamed.split("\n\n") if e.startswith("data: {")]
+    *answer, last = events
+    assert last["choices"] == [] and last["usage"] == usage  # as OpenAI ends such a stream
+    assert all("usage" not in event for event in answer)
+
+
+def test_the_extractive_answerer_reports_no_model_tokens(client) -> None:
+    body = chat(client, "When was the Eiffel Tower completed?", max_tokens=1).json()
+    assert "1889" in body["choices"][0]["message"]["content"]  # no model: no cap either
+    assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
 def test_streamed_answer_is_server_sent_events(client) -> None:
     with client.stream(
         "POST",
