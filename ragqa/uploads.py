@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,6 +232,12 @@ class UploadNames:
         if path.name in names and _same_folder(path.parent, self.uploads):
             return names[path.name]
         return path.name
+
+    def lookup(self) -> Callable[[str], str]:
+        """:meth:`name_of` with the map read once: for naming many sources (the hits
+        of one search) without listing the knowledge base's documents."""
+        names = self.load()
+        return lambda source: self.name_of(source, names)
 
     def claim(self, shown: str, wanted: str) -> str:
         """A free stored name for an upload called ``shown``, recorded in the map.

@@ -351,9 +351,8 @@ class Workspace:
     def display_names(self, kb: KnowledgeBase) -> dict[str, str]:
         """``{source: the name to show}`` for every document of ``kb``: the name it was
         uploaded under, or its file name when it came from elsewhere (the CLI)."""
-        names = UploadNames(kb.directory)
-        stored = names.load()
-        return {doc.source: names.name_of(doc.source, stored) for doc in kb.documents()}
+        name_of = UploadNames(kb.directory).lookup()
+        return {doc.source: name_of(doc.source) for doc in kb.documents()}
 
     def remove_document(self, kb: KnowledgeBase, source: str) -> bool:
         """Remove a document from ``kb``, and its uploaded file if the UI saved it."""

@@ -19,11 +19,14 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ragqa.errors import LLMError
 from ragqa.prompting import TokenCounter, estimate_tokens
+
+if TYPE_CHECKING:
+    from ragqa.config import Settings
 
 __all__ = [
     "ChatBackend",
@@ -32,6 +35,7 @@ __all__ = [
     "Messages",
     "connection_reason",
     "display_url",
+    "rebuilt_with_options",
     "scrub",
 ]
 
@@ -91,7 +95,7 @@ class ChatBackend(ABC):
         """The whole reply to ``messages`` as one string."""
         return "".join(self.stream(messages))
 
-    def with_options(  # noqa: D417
+    def with_options(
         self,
         *,
         temperature: float | None = None,  # noqa: ARG002 - subclasses use them
@@ -236,6 +240,16 @@ class LangChainBackend(ChatBackend):
                     mapped = type(mapped)(f"{mapped} (after {attempt + 1} attempts)")
                 # ``from None``: the client's traceback may carry request details.
                 raise mapped from None
+
+
+def rebuilt_with_options(
+    factory: Callable[[Settings], ChatBackend], settings: Settings
+) -> Callable[[float | None, int | None], ChatBackend]:
+    """``rebuild`` for a :class:`LangChainBackend` that ``factory`` made from
+    ``settings``: the same factory, on the settings with the new options."""
+    return lambda temperature, max_tokens: factory(
+        settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
+    )
 
 
 def to_langchain_messages(messages: Messages) -> list[Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING
 
-from ragqa.llm.base import LangChainBackend
+from ragqa.llm.base import LangChainBackend, rebuilt_with_options
 
 if TYPE_CHECKING:
     from ragqa.config import Settings
@@ -39,7 +39,5 @@ def fake_backend(settings: Settings) -> LangChainBackend:
         model="canned",
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
-        rebuild=lambda temperature, max_tokens: fake_backend(
-            settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
-        ),
+        rebuild=rebuilt_with_options(fake_backend, settings),
     )

@@ -12,7 +12,13 @@ import functools
 from typing import TYPE_CHECKING
 
 from ragqa.errors import ConfigError, LLMError
-from ragqa.llm.base import ConnectionFailure, LangChainBackend, connection_reason, display_url
+from ragqa.llm.base import (
+    ConnectionFailure,
+    LangChainBackend,
+    connection_reason,
+    display_url,
+    rebuilt_with_options,
+)
 
 if TYPE_CHECKING:
     from ragqa.config import Settings
@@ -57,9 +63,7 @@ def ollama_backend(settings: Settings) -> LangChainBackend:
         secret=settings.llm_api_key,
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
-        rebuild=lambda temperature, max_tokens: ollama_backend(
-            settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
-        ),
+        rebuild=rebuilt_with_options(ollama_backend, settings),
     )
 
 

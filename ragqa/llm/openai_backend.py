@@ -13,7 +13,13 @@ import functools
 from typing import TYPE_CHECKING
 
 from ragqa.errors import ConfigError, LLMError
-from ragqa.llm.base import ConnectionFailure, LangChainBackend, connection_reason, display_url
+from ragqa.llm.base import (
+    ConnectionFailure,
+    LangChainBackend,
+    connection_reason,
+    display_url,
+    rebuilt_with_options,
+)
 from ragqa.prompting import TokenCounter
 
 if TYPE_CHECKING:
@@ -77,9 +83,7 @@ def openai_backend(settings: Settings) -> LangChainBackend:
         count_tokens=None if local else _tiktoken_counter(model),
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
-        rebuild=lambda temperature, max_tokens: openai_backend(
-            settings.replace(llm_temperature=temperature, llm_max_tokens=max_tokens)
-        ),
+        rebuild=rebuilt_with_options(openai_backend, settings),
     )
 
 

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -53,6 +54,7 @@ from ragqa.server.schemas import (
     UploadResult,
 )
 from ragqa.server.security import BearerAuth
+from ragqa.uploads import UploadNames
 
 __all__ = ["create_app"]
 
@@ -92,10 +94,11 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
                 param="model",
             ) from None
 
-    def file_names(name: str, kb: KnowledgeBase) -> dict[str, str]:
-        # The names files were uploaded under (the page's and the API's uploads are
-        # stored under a safe name, which may differ), by stored source.
-        return registry.workspace(name).display_names(kb)
+    def names_of(kb: KnowledgeBase) -> Callable[[str], str]:
+        # The name each file was uploaded under (uploads are stored under a safe
+        # name, which may differ). Read from one small file: no listing of the
+        # documents on the way of a search.
+        return UploadNames(kb.directory).lookup()
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -127,7 +130,7 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
                 pieces,
                 name,
                 retry_after=config.retry_after,
-                file_names=file_names(name, kb),
+                name_of=names_of(kb),
                 include_usage=bool(body.stream_options and body.stream_options.include_usage),
             )
             return StreamingResponse(
@@ -136,7 +139,7 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         answer = [item for item in pieces if isinstance(item, Answer)][-1]
-        return chat.completion(answer, name, file_names(name, kb))
+        return chat.completion(answer, name, names_of(kb))
 
     @app.post("/v1/search")
     def search(body: SearchRequest) -> SearchResponse:
@@ -144,12 +147,12 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
         if not body.query.strip():
             raise ApiError(400, "the query is empty", code="empty_question", param="query")
         hits = kb.search(body.query, body.k, mode=body.mode)
-        names = file_names(name, kb)
+        name_of = names_of(kb)
         return SearchResponse(
             model=name,
             data=[
                 SearchHit(
-                    **{**hit.to_dict(rank), "file_name": names.get(hit.source) or hit.file_name},
+                    **{**hit.to_dict(rank), "file_name": name_of(hit.source)},
                     heading=hit.heading,
                 )
                 for rank, hit in enumerate(hits, start=1)
@@ -159,9 +162,9 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
     @app.get("/v1/documents")
     def list_documents(model: str | None = None) -> DocumentList:
         name, kb = lookup(model)
-        names = file_names(name, kb)
+        name_of = names_of(kb)
         return DocumentList(
-            model=name, data=[documents.document_model(d, names) for d in kb.documents()]
+            model=name, data=[documents.document_model(d, name_of) for d in kb.documents()]
         )
 
     @app.post(_UPLOAD_PATH, response_model=None)
@@ -193,7 +196,7 @@ def create_app(registry: KnowledgeBases, config: ServerConfig | None = None) -> 
         result = UploadResult(
             status=uploaded.status,
             model=name,
-            document=documents.document_model(uploaded.document, file_names(name, kb)),
+            document=documents.document_model(uploaded.document, names_of(kb)),
             warnings=list(uploaded.warnings),
         )
         status = 200 if uploaded.status == "duplicate" else 201

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ragqa.answering import Answer
@@ -71,17 +71,17 @@ def new_id() -> str:
 
 
 def completion(
-    answer: Answer, model: str, file_names: Mapping[str, str] | None = None
+    answer: Answer, model: str, name_of: Callable[[str], str] | None = None
 ) -> ChatCompletion:
-    """A whole answer as OpenAI's ``chat.completion``; ``file_names`` are the names to
-    cite files by (:meth:`ragqa.workspace.Workspace.display_names`)."""
+    """A whole answer as OpenAI's ``chat.completion``; ``name_of(source)`` is the name
+    to cite a file by (:meth:`ragqa.uploads.UploadNames.lookup`)."""
     return ChatCompletion(
         id=new_id(),
         created=int(time.time()),
         model=model,
         choices=[Choice(message=ResponseMessage(content=answer.text))],
         usage=usage_model(answer.usage),
-        citations=[citation_model(c, file_names) for c in answer.citations],
+        citations=[citation_model(c, name_of) for c in answer.citations],
     )
 
 
@@ -90,7 +90,7 @@ def start_stream(
     model: str,
     *,
     retry_after: int,
-    file_names: Mapping[str, str] | None = None,
+    name_of: Callable[[str], str] | None = None,
     include_usage: bool = False,
 ) -> Iterator[str]:
     """Take the answer's first piece now, then return the events of the whole answer.
@@ -104,7 +104,7 @@ def start_stream(
         pieces,
         model,
         retry_after=retry_after,
-        file_names=file_names,
+        name_of=name_of,
         include_usage=include_usage,
     )
 
@@ -115,7 +115,7 @@ def _events(
     model: str,
     *,
     retry_after: int,
-    file_names: Mapping[str, str] | None,
+    name_of: Callable[[str], str] | None,
     include_usage: bool,
 ) -> Iterator[str]:
     stream_id, created = new_id(), int(time.time())
@@ -141,7 +141,7 @@ def _events(
     try:
         while True:
             if isinstance(item, Answer):
-                citations = [citation_model(c, file_names) for c in item.citations]
+                citations = [citation_model(c, name_of) for c in item.citations]
                 yield chunk(Delta(), finish=True, citations=citations)
                 if include_usage:
                     # As OpenAI ends a stream asked for usage: no choices, the usage.

@@ -12,7 +12,7 @@ client is told "busy" after ``lock_timeout`` seconds and retries.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +49,13 @@ def document_id(source: str) -> str:
 
 
 def document_model(
-    info: DocumentInfo, file_names: Mapping[str, str] | None = None
+    info: DocumentInfo, name_of: Callable[[str], str] | None = None
 ) -> DocumentModel:
-    """A stored document as its API shape, under the name it was uploaded with when
-    ``file_names`` (:meth:`ragqa.workspace.Workspace.display_names`) has one."""
+    """A stored document as its API shape, under the name ``name_of(source)`` gives
+    (:meth:`ragqa.uploads.UploadNames.lookup`), else its file name."""
     return DocumentModel(
         id=document_id(info.source),
-        file_name=(file_names or {}).get(info.source) or Path(info.source).name,
+        file_name=name_of(info.source) if name_of else Path(info.source).name,
         source=info.source,
         pages=info.pages,
         chunks=info.chunks,

@@ -11,7 +11,7 @@ character offsets of a passage it cites.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -257,9 +257,10 @@ def usage_model(usage: Any) -> UsageModel:
     )
 
 
-def citation_model(citation: Any, file_names: Mapping[str, str] | None = None) -> CitationModel:
-    """A :class:`ragqa.answering.Citation` as its API shape, under the name its file
-    was uploaded with when ``file_names`` (``{source: name}``) has one."""
+def citation_model(citation: Any, name_of: Callable[[str], str] | None = None) -> CitationModel:
+    """A :class:`ragqa.answering.Citation` as its API shape, its file under the name
+    ``name_of(source)`` gives (:meth:`ragqa.uploads.UploadNames.lookup`)."""
     fields = citation.to_dict()
-    fields["file_name"] = (file_names or {}).get(citation.source) or fields["file_name"]
+    if name_of is not None:
+        fields["file_name"] = name_of(citation.source)
     return CitationModel(**fields)
