@@ -348,11 +348,14 @@ class Workspace:
             Path(path).unlink(missing_ok=True)
             UploadNames(kb.directory).forget(Path(path).name)
 
-    def display_names(self, kb: KnowledgeBase) -> dict[str, str]:
-        """``{source: the name to show}`` for every document of ``kb``: the name it was
+    def display_names(
+        self, kb: KnowledgeBase, documents: Iterable[DocumentInfo] | None = None
+    ) -> dict[str, str]:
+        """``{source: the name to show}`` for every document of ``kb`` (or of
+        ``documents``, when the caller has just listed them): the name it was
         uploaded under, or its file name when it came from elsewhere (the CLI)."""
         name_of = UploadNames(kb.directory).lookup()
-        return {doc.source: name_of(doc.source) for doc in kb.documents()}
+        return {doc.source: name_of(doc.source) for doc in documents or kb.documents()}
 
     def remove_document(self, kb: KnowledgeBase, source: str) -> bool:
         """Remove a document from ``kb``, and its uploaded file if the UI saved it."""

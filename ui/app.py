@@ -534,7 +534,7 @@ def sidebar_documents(workspace: Workspace, kb: KnowledgeBase, settings: Setting
 def document_list(workspace: Workspace, kb: KnowledgeBase) -> None:
     """The stored documents under their uploaded names, each with Remove (asked twice)."""
     documents = kb.documents()
-    names = workspace.display_names(kb)
+    names = workspace.display_names(kb, documents)
     confirm = st.session_state.confirm_remove
     with st.sidebar.expander(tr("docs_header", count=len(documents)), expanded=True):
         # The result of a removal, here by the list rather than at the sidebar's top.
